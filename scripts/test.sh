@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs the whole Syncline test suite: builds the workspace binaries, runs the Rust tests, then the
+# JavaScript interop suite (the real automerge-repo client against target/debug/syncline-server).
+#
+# usage: ./scripts/test.sh
+#
+# Needs: the Rust toolchain pinned in rust-toolchain.toml (rustup installs it), Node.js 20 or newer
+# with npm. The JS dependencies are installed from tests/js/package-lock.json with `npm install`
+# (not `npm ci`: the lock file names cbor-x's optional native helpers, which npm ci insists on).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+STAGE=0
+STAGES=4
+FAILED=()
+
+header() {
+  STAGE=$((STAGE + 1))
+  printf '\n==> [%d/%d] %s\n' "$STAGE" "$STAGES" "$*"
+}
+
+need() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "error: '$1' is not installed or not on PATH ($2)" >&2
+    exit 1
+  fi
+}
+
+need cargo "install Rust with rustup: https://rustup.rs"
+need node "install Node.js 20 or newer"
+need npm "install npm (it ships with Node.js)"
+NODE_MAJOR="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$NODE_MAJOR" -lt 20 ]; then
+  echo "error: Node.js 20 or newer is required (found $(node --version))" >&2
+  exit 1
+fi
+
+header "cargo build --workspace --bins"
+cargo build --workspace --bins
+
+# The JS suite starts the server binary built above; honour CARGO_TARGET_DIR and friends.
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps |
+  node -e 'let s = ""; process.stdin.on("data", d => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')"
+export SYNCLINE_SERVER_BIN="${SYNCLINE_SERVER_BIN:-$TARGET_DIR/debug/syncline-server}"
+
+header "cargo test --workspace"
+if ! cargo test --workspace; then
+  FAILED+=("cargo test --workspace")
+fi
+
+header "npm install (tests/js)"
+(cd tests/js && npm install --no-audit --no-fund --loglevel=error)
+
+header "node --test tests/js/ (JavaScript interop, server: $SYNCLINE_SERVER_BIN)"
+if ! node --test --test-concurrency=1 tests/js/; then
+  FAILED+=("node --test tests/js/")
+fi
+
+echo
+if [ "${#FAILED[@]}" -gt 0 ]; then
+  echo "==> FAILED: ${FAILED[*]}" >&2
+  exit 1
+fi
+echo "==> all test stages passed"
