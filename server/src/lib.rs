@@ -1,1 +1,127 @@
-//! placeholder
+//! The Syncline server: automerge-repo WebSocket sync on a durable redb event log.
+//!
+//! A frame travels through the stages in this order, one module each:
+//!
+//! 1. [`net`]: the listener upgrades `/` or `/sync` to a WebSocket; a connection task decodes and
+//!    validates each frame and routes it by document.
+//! 2. [`documents`]: one worker per loaded document applies sync messages in arrival order,
+//!    relays ephemeral messages, and asks storage to make new changes durable.
+//! 3. [`storage`]: a single writer folds every pending write of every document into one redb
+//!    transaction (group commit) and answers the workers once it is on disk.
+//! 4. Back in the worker: only after that commit are sync messages generated for the peers, so a
+//!    peer never hears of heads that a crash could take away. Each connection pulls those
+//!    messages when its socket can take them, so a slow peer costs no growing memory.
+//!
+//! [`Server::start`] wires the stages; `main.rs` adds flags, logging and signals.
+
+pub mod config;
+pub mod documents;
+pub mod metrics;
+pub mod net;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use syncline_shared::ids::{PeerId, StorageId};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use config::Config;
+use documents::Registry;
+use metrics::Metrics;
+use net::NetState;
+use storage::{Storage, WriterConfig};
+
+/// How long shutdown waits for connections to close before it stops waiting for them.
+const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Storage could not be opened.
+    #[error("cannot open storage in {dir}: {source}")]
+    Storage {
+        dir: std::path::PathBuf,
+        #[source]
+        source: storage::StorageError,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    net: Arc<NetState>,
+    writer: storage::Writer,
+    http: JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens storage, starts the storage writer, and starts serving on the configured address.
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        let data_dir = config.data_dir.clone();
+        let storage = tokio::task::spawn_blocking(move || Storage::open(&data_dir))
+            .await
+            .expect("storage open task does not panic")
+            .map_err(|source| StartError::Storage { dir: config.data_dir.clone(), source })?;
+        let metrics = Arc::new(Metrics::new());
+        let writer = storage.start_writer(metrics.clone(), WriterConfig::default());
+
+        let storage_id = StorageId(storage.storage_id().to_owned());
+        let server_peer = PeerId(format!("syncline-{}", storage_id.0));
+        let registry = Registry::new();
+        registry.start(server_peer.clone(), storage, writer.clone(), metrics.clone(), config.sync.clone());
+        let net = Arc::new(NetState::new(server_peer, storage_id, registry, metrics, config.sync));
+
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let app = net::router(net.clone());
+        let shutdown = net.shutdown.clone();
+        let http = tokio::spawn(async move {
+            let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+            if let Err(err) = served {
+                warn!(error = %err, "http listener stopped with an error");
+            }
+        });
+        info!(%local_addr, "serving");
+        Ok(Server { local_addr, net, writer, http })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Documents currently loaded in memory.
+    pub fn documents_loaded(&self) -> usize {
+        self.net.registry.loaded()
+    }
+
+    /// Stops accepting, closes every peer, lets document workers make their last writes
+    /// durable, and stops the storage writer once its queue is empty.
+    pub async fn shutdown(self) {
+        info!("shutting down");
+        self.net.stop_accepting();
+        self.net.shutdown.cancel();
+        self.net.connections.close();
+        if tokio::time::timeout(CONNECTION_DRAIN, self.net.connections.wait()).await.is_err() {
+            warn!("connections did not close in time; continuing shutdown");
+        }
+        let _ = self.http.await;
+        self.net.registry.shutdown().await;
+        drop(self.net);
+        self.writer.shutdown().await;
+        info!("shut down");
+    }
+}

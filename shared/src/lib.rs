@@ -1,1 +1,17 @@
-//! placeholder
+//! Syncline's sans-IO core, shared by the server and the clients.
+//!
+//! Data flows through it in three layers, none of which does any IO:
+//!
+//! - [`ids`]: document, peer and storage ids, and `automerge:` URLs, as they appear on the wire.
+//! - [`protocol`]: every automerge-repo WebSocket message and its CBOR encoding. A frame from a
+//!   socket becomes a [`protocol::Message`] here, or a [`protocol::DecodeError`] that says how
+//!   far decoding got, so the caller can apply the protocol's validation order.
+//! - [`session`]: the per-document sync state machine. A document worker feeds it decoded sync
+//!   and ephemeral messages and carries out the effects it returns: persist these changes, a
+//!   sync message is ready for that connection, relay this ephemeral message.
+//!
+//! Time and randomness come in as arguments, so tests drive everything deterministically.
+
+pub mod ids;
+pub mod protocol;
+pub mod session;

@@ -1,0 +1,229 @@
+//! Start-up configuration: command-line flags, environment variables and a TOML file.
+//!
+//! Precedence is flag (or its environment variable) over the config file over the built-in
+//! default. Unknown keys in the file are an error, so a typo never silently falls back to a
+//! default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Default address: loopback only, so a first run exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3030";
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "./syncline-data";
+/// The JavaScript client allows messages up to 100 MiB; accept the same.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
+
+/// Command-line flags of `syncline-server`.
+#[derive(Debug, Parser)]
+#[command(name = "syncline-server", version, about = "Syncline sync server")]
+pub struct Args {
+    /// Address to listen on for HTTP and WebSocket sync.
+    #[arg(long, env = "SYNCLINE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory holding the redb database; created with its parents if missing.
+    #[arg(long, env = "SYNCLINE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long, env = "SYNCLINE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The config file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    sync: SyncFile,
+}
+
+/// The `[sync]` table: limits and timeouts of the sync endpoint.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncFile {
+    max_message_bytes: Option<usize>,
+    max_frame_bytes: Option<usize>,
+    idle_unload_ms: Option<u64>,
+    ping_interval_ms: Option<u64>,
+    send_timeout_ms: Option<u64>,
+    compact_after_changes: Option<u64>,
+}
+
+/// Limits and timeouts of the sync endpoint.
+#[derive(Debug, Clone)]
+pub struct SyncLimits {
+    /// Largest WebSocket message accepted from a peer.
+    pub max_message_bytes: usize,
+    /// Largest single WebSocket frame accepted from a peer.
+    pub max_frame_bytes: usize,
+    /// A document nobody has attached for this long is dropped from memory.
+    pub idle_unload: Duration,
+    /// Interval between pings; a peer silent for three intervals is disconnected.
+    pub ping_interval: Duration,
+    /// A peer whose socket takes longer than this to accept one message is disconnected; it
+    /// resyncs when it reconnects. This is what keeps a stuck peer from holding memory.
+    pub send_timeout: Duration,
+    /// Fold the change log into a snapshot once this many changes were logged after the last.
+    pub compact_after_changes: u64,
+}
+
+impl Default for SyncLimits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_frame_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            idle_unload: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(5),
+            send_timeout: Duration::from_secs(30),
+            compact_after_changes: 500,
+        }
+    }
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the redb file.
+    pub data_dir: PathBuf,
+    /// Sync endpoint limits.
+    pub sync: SyncLimits,
+}
+
+/// A configuration that cannot be used; the server exits with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid config value: {0}")]
+    Invalid(String),
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("the default listen address is valid"),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            sync: SyncLimits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Resolves flags, environment and the optional file into one configuration.
+    pub fn from_args(args: Args) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut config = Config::default();
+        if let Some(listen) = args.listen.or(file.listen) {
+            config.listen = listen;
+        }
+        if let Some(dir) = args.data_dir.or(file.data_dir) {
+            config.data_dir = dir;
+        }
+        config.sync = file.sync.resolve()?;
+        Ok(config)
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
+}
+
+impl SyncFile {
+    fn resolve(self) -> Result<SyncLimits, ConfigError> {
+        let defaults = SyncLimits::default();
+        let ms = Duration::from_millis;
+        let limits = SyncLimits {
+            max_message_bytes: self.max_message_bytes.unwrap_or(defaults.max_message_bytes),
+            max_frame_bytes: self.max_frame_bytes.unwrap_or(defaults.max_frame_bytes),
+            idle_unload: self.idle_unload_ms.map(ms).unwrap_or(defaults.idle_unload),
+            ping_interval: self.ping_interval_ms.map(ms).unwrap_or(defaults.ping_interval),
+            send_timeout: self.send_timeout_ms.map(ms).unwrap_or(defaults.send_timeout),
+            compact_after_changes: self
+                .compact_after_changes
+                .unwrap_or(defaults.compact_after_changes),
+        };
+        limits.validate()?;
+        Ok(limits)
+    }
+}
+
+impl SyncLimits {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_message_bytes < 1024 || self.max_frame_bytes < 1024 {
+            return Err(ConfigError::Invalid("sync message and frame limits must be >= 1024".into()));
+        }
+        if self.ping_interval.is_zero() || self.send_timeout.is_zero() {
+            return Err(ConfigError::Invalid("ping_interval_ms and send_timeout_ms must be > 0".into()));
+        }
+        if self.compact_after_changes == 0 {
+            return Err(ConfigError::Invalid("compact_after_changes must be > 0".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: Option<PathBuf>) -> Args {
+        Args { listen: None, data_dir: None, config }
+    }
+
+    #[test]
+    fn defaults_serve_loopback() {
+        let config = Config::from_args(args(None)).expect("defaults are valid");
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(config.sync.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+    }
+
+    #[test]
+    fn file_values_apply_and_flags_win() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("syncline.conf");
+        let text = "listen = \"127.0.0.1:4000\"\ndata_dir = \"/tmp/x\"\n[sync]\nidle_unload_ms = 250\n";
+        std::fs::write(&path, text).expect("write config");
+        let mut a = args(Some(path));
+        a.listen = Some("127.0.0.1:5000".parse().expect("addr"));
+        let config = Config::from_args(a).expect("valid file");
+        assert_eq!(config.listen.port(), 5000);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.sync.idle_unload, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[sync]\nidle_unload = 5\n").expect("write config");
+        let err = Config::from_args(args(Some(path))).expect_err("unknown key");
+        assert!(err.to_string().contains("idle_unload"), "{err}");
+    }
+}

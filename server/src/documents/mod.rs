@@ -1,0 +1,213 @@
+//! Loaded documents: the registry and one worker task per document.
+//!
+//! A connection that receives a `sync` or `request` for a document asks the [`Registry`] for
+//! the document's [`DocumentHandle`], starting its worker if it is not loaded. Every message for
+//! the document then goes through the handle's bounded queue to that one worker, so messages
+//! for a document are handled in arrival order while different documents proceed in parallel.
+//!
+//! A worker with nobody attached unloads itself after the idle timeout. It does so under the
+//! registry lock and only when no handle besides the registry's exists, so no message can be
+//! sent to a worker that has gone, and two workers never own the same document.
+
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use automerge::sync;
+use syncline_shared::ids::{DocumentId, PeerId, StorageId};
+use syncline_shared::protocol::Ephemeral;
+use syncline_shared::session::ConnectionId;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+
+use crate::config::SyncLimits;
+use crate::metrics::Metrics;
+use crate::net::outbound::Outbound;
+use crate::storage::{Storage, Writer};
+
+/// Capacity of a document worker's queue; a full queue makes senders wait (back-pressure on
+/// the connections feeding a hot document) instead of growing memory.
+pub const DOCUMENT_QUEUE: usize = 1024;
+
+/// Whether a sync message may create the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    /// `sync`: the peer holds a copy; an unknown document is created from it.
+    Sync,
+    /// `request`: the peer is looking for the document; an unknown one is unavailable.
+    Request,
+}
+
+/// A message for a document worker.
+#[derive(Debug)]
+pub enum DocumentCommand {
+    /// Attach a connection; later messages from it are applied with its own sync state.
+    Attach {
+        conn: ConnectionId,
+        peer: PeerId,
+        storage_id: Option<StorageId>,
+        outbound: Arc<Outbound>,
+    },
+    /// A decoded sync message from an attached connection.
+    Sync { conn: ConnectionId, kind: SyncKind, message: sync::Message },
+    /// An ephemeral message to relay to the document's other connections.
+    Ephemeral { conn: ConnectionId, message: Ephemeral },
+    /// The connection's writer can send: produce its next sync message, if any.
+    Generate { conn: ConnectionId, reply: oneshot::Sender<Option<Vec<u8>>> },
+    /// The connection closed.
+    Detach { conn: ConnectionId },
+}
+
+/// The cloneable front of one document worker.
+#[derive(Debug, Clone)]
+pub struct DocumentHandle {
+    inner: Arc<HandleInner>,
+}
+
+#[derive(Debug)]
+struct HandleInner {
+    id: DocumentId,
+    tx: mpsc::Sender<DocumentCommand>,
+}
+
+impl DocumentHandle {
+    /// The document this handle reaches.
+    pub fn id(&self) -> DocumentId {
+        self.inner.id
+    }
+
+    /// Sends a command, waiting for queue room; false if the worker has stopped.
+    pub async fn send(&self, command: DocumentCommand) -> bool {
+        self.inner.tx.send(command).await.is_ok()
+    }
+
+    /// Asks for the connection's next sync message.
+    pub async fn generate(&self, conn: ConnectionId) -> Option<Vec<u8>> {
+        let (reply, rx) = oneshot::channel();
+        if !self.send(DocumentCommand::Generate { conn, reply }).await {
+            return None;
+        }
+        rx.await.ok().flatten()
+    }
+}
+
+/// Everything a worker needs besides its own document.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerContext {
+    pub server_peer: PeerId,
+    pub storage: Storage,
+    pub writer: Writer,
+    pub metrics: Arc<Metrics>,
+    pub limits: SyncLimits,
+}
+
+/// All loaded documents.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    inner: Arc<RegistryInner>,
+}
+
+#[derive(Debug)]
+struct RegistryInner {
+    /// Held only to look up, insert or remove one entry; never across an await.
+    documents: Mutex<HashMap<DocumentId, DocumentHandle>>,
+    context: Mutex<Option<WorkerContext>>,
+    tasks: TaskTracker,
+}
+
+impl Registry {
+    /// An empty registry; [`Registry::start`] must be called before documents are opened.
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(RegistryInner {
+                documents: Mutex::new(HashMap::new()),
+                context: Mutex::new(None),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// Gives the registry what its workers need.
+    pub fn start(
+        &self,
+        server_peer: PeerId,
+        storage: Storage,
+        writer: Writer,
+        metrics: Arc<Metrics>,
+        limits: SyncLimits,
+    ) {
+        let context = WorkerContext { server_peer, storage, writer, metrics, limits };
+        *self.inner.context.lock().expect("registry context lock is never poisoned") =
+            Some(context);
+    }
+
+    /// The handle of a document's worker, starting the worker if the document is not loaded.
+    pub fn open(&self, id: DocumentId) -> DocumentHandle {
+        let mut documents = self.documents();
+        if let Some(handle) = documents.get(&id) {
+            return handle.clone();
+        }
+        let (tx, rx) = mpsc::channel(DOCUMENT_QUEUE);
+        let handle = DocumentHandle { inner: Arc::new(HandleInner { id, tx }) };
+        documents.insert(id, handle.clone());
+        drop(documents);
+
+        let context = self.context();
+        self.inner.tasks.spawn(worker::run(id, rx, self.clone(), context));
+        handle
+    }
+
+    /// Number of documents currently loaded.
+    pub fn loaded(&self) -> usize {
+        self.documents().len()
+    }
+
+    /// Removes the worker's entry if nobody but the registry holds its handle. Called by the
+    /// worker itself; true means it must stop now.
+    pub(crate) fn try_unload(&self, id: DocumentId) -> bool {
+        let mut documents = self.documents();
+        let Some(handle) = documents.get(&id) else {
+            return true;
+        };
+        if Arc::strong_count(&handle.inner) > 1 || handle.inner.tx.capacity() < handle.inner.tx.max_capacity() {
+            return false;
+        }
+        documents.remove(&id);
+        true
+    }
+
+    /// Removes the worker's entry unconditionally (after a storage failure).
+    pub(crate) fn remove(&self, id: DocumentId) {
+        self.documents().remove(&id);
+    }
+
+    /// Drops every handle the registry holds and waits for all workers to finish. Workers end
+    /// once their queue closes, after making their last writes durable.
+    pub async fn shutdown(&self) {
+        self.documents().clear();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        // Workers hold their own copies; dropping this one lets the storage writer drain.
+        self.inner.context.lock().expect("registry context lock is never poisoned").take();
+    }
+
+    fn documents(&self) -> std::sync::MutexGuard<'_, HashMap<DocumentId, DocumentHandle>> {
+        self.inner.documents.lock().expect("registry lock is never poisoned")
+    }
+
+    fn context(&self) -> WorkerContext {
+        self.inner
+            .context
+            .lock()
+            .expect("registry context lock is never poisoned")
+            .clone()
+            .expect("Registry::start runs before any document is opened")
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}

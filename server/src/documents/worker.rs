@@ -1,0 +1,428 @@
+//! The document worker: the one task that owns a loaded document.
+//!
+//! Each turn of its loop takes every command already queued (up to a bound), applies them to
+//! the [`DocumentSession`], hands all resulting changes to the storage writer as one write, and
+//! waits for the commit. Only then does it answer requests for sync messages and tell connections
+//! that a message is ready, so nothing a peer hears of can still be lost. While it waits, more
+//! commands queue up and are taken together on the next turn: under load a document batches
+//! itself, just as the storage writer batches documents.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use syncline_shared::ids::{DocumentId, PeerId, StorageId};
+use syncline_shared::protocol::{DocUnavailable, ErrorMessage, Message};
+use syncline_shared::session::{ConnectionId, DocumentSession, SessionEffect};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument, debug, error, info_span, warn};
+
+use super::{DocumentCommand, Registry, SyncKind, WorkerContext};
+use crate::net::outbound::{CloseReason, Outbound};
+use crate::storage::{DocumentWrite, NewChange, Snapshot, StoredDocument};
+
+/// Most commands taken in one turn; bounds the latency a single turn adds for the others.
+const MAX_TURN_COMMANDS: usize = 256;
+
+/// Runs a document's worker until it unloads, the server shuts down, or storage fails.
+pub(super) async fn run(
+    id: DocumentId,
+    rx: mpsc::Receiver<DocumentCommand>,
+    registry: Registry,
+    context: WorkerContext,
+) {
+    let span = info_span!("doc", doc = %id);
+    async move {
+        let metrics = context.metrics.clone();
+        metrics.documents_loaded.inc();
+        match Worker::load(id, &context).await {
+            Ok(worker) => worker.run(rx, registry, context).await,
+            Err(message) => {
+                error!(%message, "cannot load document; refusing its peers");
+                registry.remove(id);
+                refuse_all(rx).await;
+            }
+        }
+        metrics.documents_loaded.dec();
+    }
+    .instrument(span)
+    .await
+}
+
+/// One attached connection, as the worker sees it.
+#[derive(Debug)]
+struct Peer {
+    id: PeerId,
+    outbound: Arc<Outbound>,
+}
+
+#[derive(Debug)]
+struct Worker {
+    id: DocumentId,
+    session: DocumentSession,
+    /// False until the document is in storage or a peer uploads it.
+    exists: bool,
+    next_seq: u64,
+    changes_since_snapshot: u64,
+    peers: HashMap<ConnectionId, Peer>,
+    /// What the current turn will make durable.
+    pending: DocumentWrite,
+    /// Connections to tell, after the commit, that a sync message may be waiting.
+    ready: BTreeSet<ConnectionId>,
+    /// This server's peer id, the sender of everything it sends.
+    server_peer: PeerId,
+}
+
+impl Worker {
+    async fn load(id: DocumentId, context: &WorkerContext) -> Result<Self, String> {
+        let storage = context.storage.clone();
+        let stored = tokio::task::spawn_blocking(move || load_stored(&storage, id))
+            .await
+            .map_err(|e| format!("load task failed: {e}"))??;
+        let exists = stored.is_some();
+        let (session, next_seq, changes_since_snapshot) = match stored {
+            Some((session, next_seq, logged)) => (session, next_seq, logged),
+            None => (DocumentSession::new(automerge::Automerge::new()), 0, 0),
+        };
+        debug!(exists, next_seq, "document loaded");
+        Ok(Self {
+            id,
+            session,
+            exists,
+            next_seq,
+            changes_since_snapshot,
+            peers: HashMap::new(),
+            pending: DocumentWrite::new(id),
+            ready: BTreeSet::new(),
+            server_peer: context.server_peer.clone(),
+        })
+    }
+
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<DocumentCommand>,
+        registry: Registry,
+        context: WorkerContext,
+    ) {
+        let idle = context.limits.idle_unload;
+        loop {
+            let first = tokio::select! {
+                command = rx.recv() => command,
+                () = tokio::time::sleep(idle), if self.peers.is_empty() => {
+                    if registry.try_unload(self.id) {
+                        debug!("idle; unloading");
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let Some(first) = first else {
+                // Every handle is gone: the server is shutting down.
+                self.detach_all();
+                let _ = self.flush(&context).await;
+                break;
+            };
+            if !self.turn(first, &mut rx, &context).await {
+                registry.remove(self.id);
+                self.fail_peers();
+                refuse_all(rx).await;
+                break;
+            }
+        }
+    }
+
+    /// Handles one batch of commands; false if storage failed and the worker must stop.
+    async fn turn(
+        &mut self,
+        first: DocumentCommand,
+        rx: &mut mpsc::Receiver<DocumentCommand>,
+        context: &WorkerContext,
+    ) -> bool {
+        let mut generates = Vec::new();
+        self.handle(first, &mut generates, context).await;
+        while generates.len() + 1 < MAX_TURN_COMMANDS {
+            let Ok(command) = rx.try_recv() else { break };
+            self.handle(command, &mut generates, context).await;
+        }
+
+        if self.flush(context).await.is_err() {
+            return false;
+        }
+        self.notify_ready();
+        for (conn, reply) in generates {
+            let _ = reply.send(self.session.generate(conn));
+        }
+        self.maybe_compact(context).await
+    }
+
+    async fn handle(
+        &mut self,
+        command: DocumentCommand,
+        generates: &mut Vec<(ConnectionId, oneshot::Sender<Option<Vec<u8>>>)>,
+        context: &WorkerContext,
+    ) {
+        match command {
+            DocumentCommand::Attach { conn, peer, storage_id, outbound } => {
+                self.handle_attach(conn, peer, storage_id, outbound, context).await;
+            }
+            DocumentCommand::Sync { conn, kind, message } => {
+                self.handle_sync(conn, kind, message);
+            }
+            DocumentCommand::Ephemeral { conn, message } => {
+                let effects = self.session.ephemeral(conn, message);
+                self.apply(effects, context);
+            }
+            DocumentCommand::Generate { conn, reply } => generates.push((conn, reply)),
+            DocumentCommand::Detach { conn } => {
+                self.peers.remove(&conn);
+                let effect = self.session.detach(conn);
+                self.apply(effect.into_iter().collect(), context);
+            }
+        }
+    }
+
+    async fn handle_attach(
+        &mut self,
+        conn: ConnectionId,
+        peer: PeerId,
+        storage_id: Option<StorageId>,
+        outbound: Arc<Outbound>,
+        context: &WorkerContext,
+    ) {
+        let saved = match &storage_id {
+            Some(storage_id) if self.exists => load_sync_state(context, self.id, storage_id).await,
+            _ => None,
+        };
+        debug!(%conn, peer = %peer, resumed = saved.is_some(), "peer attached");
+        self.session.attach(conn, peer.clone(), storage_id, saved.as_deref());
+        self.peers.insert(conn, Peer { id: peer, outbound });
+    }
+
+    fn handle_sync(&mut self, conn: ConnectionId, kind: SyncKind, message: automerge::sync::Message) {
+        if !self.exists && kind == SyncKind::Request {
+            self.send_unavailable(conn);
+            return;
+        }
+        match self.session.receive(conn, message) {
+            Ok(effects) => {
+                let persists = effects.iter().any(|e| matches!(e, SessionEffect::Persist(_)));
+                if !self.exists && persists {
+                    self.exists = true;
+                    self.pending.created_at_ms = Some(now_ms());
+                    // Peers that asked before anyone had the document may now get it.
+                    self.ready.extend(self.peers.keys().copied());
+                }
+                self.apply_session_effects(effects);
+            }
+            Err(err) => self.reject(conn, &err.to_string()),
+        }
+    }
+
+    fn apply(&mut self, effects: Vec<SessionEffect>, context: &WorkerContext) {
+        for effect in effects {
+            if let SessionEffect::Relay { to, message } = effect {
+                let delivered =
+                    self.peers.get(&to).is_some_and(|p| p.outbound.try_send(Message::Ephemeral(message)));
+                if delivered {
+                    context.metrics.ephemeral_relayed.inc();
+                } else {
+                    context.metrics.ephemeral_dropped.inc();
+                }
+            } else {
+                self.apply_session_effects(vec![effect]);
+            }
+        }
+    }
+
+    fn apply_session_effects(&mut self, effects: Vec<SessionEffect>) {
+        for effect in effects {
+            match effect {
+                SessionEffect::Persist(changes) => self.log_changes(changes),
+                SessionEffect::SyncReady(conn) => {
+                    self.ready.insert(conn);
+                }
+                SessionEffect::SaveSyncState { storage_id, state } => {
+                    self.pending.sync_states.push((storage_id.0, state));
+                }
+                SessionEffect::Relay { .. } => {
+                    debug!("relay effect outside ephemeral handling; dropped");
+                }
+            }
+        }
+    }
+
+    fn log_changes(&mut self, changes: Vec<syncline_shared::session::NewChange>) {
+        let received_at_ms = now_ms();
+        for change in changes {
+            self.pending.changes.push(NewChange {
+                seq: self.next_seq,
+                hash: change.hash.0,
+                received_at_ms,
+                author: change.author,
+                bytes: change.bytes,
+            });
+            self.next_seq += 1;
+            self.changes_since_snapshot += 1;
+        }
+    }
+
+    /// Makes the turn's writes durable and confirms them to the session.
+    async fn flush(&mut self, context: &WorkerContext) -> Result<(), ()> {
+        if is_empty(&self.pending) {
+            return Ok(());
+        }
+        let write = std::mem::replace(&mut self.pending, DocumentWrite::new(self.id));
+        let had_changes = !write.changes.is_empty();
+        let count = write.changes.len();
+        match context.writer.write(write).await {
+            Ok(_) => {
+                if had_changes {
+                    let effects = self.session.committed();
+                    self.apply_session_effects(effects);
+                }
+                Ok(())
+            }
+            Err(err) => {
+                error!(error = %err, changes = count, "storage write failed; unloading document and disconnecting its peers so they resync");
+                Err(())
+            }
+        }
+    }
+
+    fn notify_ready(&mut self) {
+        for conn in std::mem::take(&mut self.ready) {
+            if let Some(peer) = self.peers.get(&conn) {
+                peer.outbound.sync_ready(self.id);
+            }
+        }
+    }
+
+    /// Folds the change log into a snapshot once enough changes accumulated.
+    async fn maybe_compact(&mut self, context: &WorkerContext) -> bool {
+        if self.changes_since_snapshot < context.limits.compact_after_changes {
+            return true;
+        }
+        let document = self.session.document();
+        let snapshot = Snapshot {
+            heads: document.get_heads().iter().map(|h| h.0).collect(),
+            covered_seq: self.next_seq.saturating_sub(1),
+            bytes: document.save(),
+        };
+        let mut write = DocumentWrite::new(self.id);
+        write.snapshot = Some(snapshot);
+        match context.writer.write(write).await {
+            Ok(_) => {
+                debug!(covered_seq = self.next_seq.saturating_sub(1), "compacted");
+                self.changes_since_snapshot = 0;
+                true
+            }
+            Err(err) => {
+                error!(error = %err, "compaction failed; unloading document");
+                false
+            }
+        }
+    }
+
+    fn send_unavailable(&mut self, conn: ConnectionId) {
+        let Some(peer) = self.peers.get(&conn) else { return };
+        let message = Message::DocUnavailable(DocUnavailable {
+            sender_id: self.server_peer.clone(),
+            target_id: peer.id.clone(),
+            document_id: self.id,
+        });
+        peer.outbound.try_send(message);
+    }
+
+    /// A peer sent sync data that cannot be applied: tell it why and close its connection.
+    fn reject(&mut self, conn: ConnectionId, reason: &str) {
+        let Some(peer) = self.peers.get(&conn) else { return };
+        warn!(%conn, peer = %peer.id, %reason, "invalid sync message; closing connection");
+        peer.outbound.try_send(Message::Error(ErrorMessage {
+            sender_id: Some(self.server_peer.clone()),
+            target_id: Some(peer.id.clone()),
+            message: format!("invalid sync message: {reason}"),
+        }));
+        peer.outbound.close(CloseReason::InvalidInput);
+    }
+
+    fn detach_all(&mut self) {
+        let conns: Vec<_> = self.peers.drain().map(|(conn, _)| conn).collect();
+        for conn in conns {
+            if let Some(SessionEffect::SaveSyncState { storage_id, state }) = self.session.detach(conn)
+            {
+                self.pending.sync_states.push((storage_id.0, state));
+            }
+        }
+    }
+
+    fn fail_peers(&mut self) {
+        for peer in self.peers.values() {
+            peer.outbound.close(CloseReason::StorageFailed);
+        }
+    }
+}
+
+fn load_stored(
+    storage: &crate::storage::Storage,
+    id: DocumentId,
+) -> Result<Option<(DocumentSession, u64, u64)>, String> {
+    let Some(StoredDocument { snapshot, changes, next_seq, .. }) =
+        storage.load_document(&id).map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let logged = changes.len() as u64;
+    let session = DocumentSession::load(
+        snapshot.as_ref().map(|s| s.bytes.as_slice()),
+        changes.iter().map(|c| c.bytes.as_slice()),
+    )
+    .map_err(|e| format!("stored document does not load: {e}"))?;
+    Ok(Some((session, next_seq, logged)))
+}
+
+async fn load_sync_state(
+    context: &WorkerContext,
+    id: DocumentId,
+    storage_id: &StorageId,
+) -> Option<Vec<u8>> {
+    let storage = context.storage.clone();
+    let key = storage_id.0.clone();
+    let loaded = tokio::task::spawn_blocking(move || storage.load_sync_state(&id, &key)).await;
+    match loaded {
+        Ok(Ok(state)) => state,
+        Ok(Err(err)) => {
+            warn!(error = %err, "cannot read saved sync state; starting afresh");
+            None
+        }
+        Err(err) => {
+            warn!(error = %err, "sync state read task failed; starting afresh");
+            None
+        }
+    }
+}
+
+/// Answers whatever is still queued for a worker that cannot serve: connections that try to
+/// attach are closed so their peers reconnect to a fresh worker.
+async fn refuse_all(mut rx: mpsc::Receiver<DocumentCommand>) {
+    rx.close();
+    while let Some(command) = rx.recv().await {
+        match command {
+            DocumentCommand::Attach { outbound, .. } => outbound.close(CloseReason::StorageFailed),
+            DocumentCommand::Generate { reply, .. } => {
+                let _ = reply.send(None);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_empty(write: &DocumentWrite) -> bool {
+    write.created_at_ms.is_none()
+        && write.changes.is_empty()
+        && write.sync_states.is_empty()
+        && write.snapshot.is_none()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

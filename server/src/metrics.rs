@@ -1,0 +1,125 @@
+//! Prometheus metrics for the whole server.
+//!
+//! One [`Metrics`] value is created at start-up and shared by reference counting with every
+//! stage. Counters and gauges are atomics, so recording never takes a lock on a hot path; the
+//! registry itself is only read when `/metrics` is scraped. Every name starts with `syncline_`
+//! (the prefix is added by the registry).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label set naming why a connection was refused or closed for bad input.
+pub type ReasonLabels = Vec<(&'static str, &'static str)>;
+
+/// All metrics the server records.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Frames received from peers that decoded to a message.
+    pub messages_received: Counter,
+    /// Frames sent to peers.
+    pub messages_sent: Counter,
+    /// Changes made durable by the storage writer.
+    pub changes_committed: Counter,
+    /// Storage transactions committed.
+    pub commits: Counter,
+    /// Writes (one per document batch) folded into each storage transaction.
+    pub commit_batch_writes: Histogram,
+    /// Changes folded into each storage transaction.
+    pub commit_batch_changes: Histogram,
+    /// Seconds spent in each storage commit, fsync included.
+    pub commit_seconds: Histogram,
+    /// Documents currently held in memory by a document worker.
+    pub documents_loaded: Gauge,
+    /// Open WebSocket connections.
+    pub connections: Gauge,
+    /// Connections closed because the peer sent invalid input, by reason.
+    pub protocol_errors: Family<ReasonLabels, Counter>,
+    /// Ephemeral messages relayed to another peer.
+    pub ephemeral_relayed: Counter,
+    /// Ephemeral messages dropped as repeats or because a peer's queue was full.
+    pub ephemeral_dropped: Counter,
+    /// Snapshots written by compaction.
+    pub compactions: Counter,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them under the `syncline` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("syncline");
+        let metrics = Self {
+            messages_received: Counter::default(),
+            messages_sent: Counter::default(),
+            changes_committed: Counter::default(),
+            commits: Counter::default(),
+            commit_batch_writes: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            commit_batch_changes: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            commit_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            documents_loaded: Gauge::default(),
+            connections: Gauge::default(),
+            protocol_errors: Family::default(),
+            ephemeral_relayed: Counter::default(),
+            ephemeral_dropped: Counter::default(),
+            compactions: Counter::default(),
+            registry: Registry::default(),
+        };
+        let m = &metrics;
+        registry.register("messages_received", "Messages received from peers", m.messages_received.clone());
+        registry.register("messages_sent", "Messages sent to peers", m.messages_sent.clone());
+        registry.register("changes_committed", "Changes made durable", m.changes_committed.clone());
+        registry.register("commits", "Storage transactions committed", m.commits.clone());
+        registry.register(
+            "commit_batch_writes",
+            "Document writes folded into one storage transaction",
+            m.commit_batch_writes.clone(),
+        );
+        registry.register(
+            "commit_batch_changes",
+            "Changes folded into one storage transaction",
+            m.commit_batch_changes.clone(),
+        );
+        registry.register(
+            "commit_duration_seconds",
+            "Time spent committing one storage transaction",
+            m.commit_seconds.clone(),
+        );
+        registry.register("documents_loaded", "Documents held in memory", m.documents_loaded.clone());
+        registry.register("connections", "Open WebSocket connections", m.connections.clone());
+        registry.register(
+            "protocol_errors",
+            "Connections closed for invalid input, by reason",
+            m.protocol_errors.clone(),
+        );
+        registry.register("ephemeral_relayed", "Ephemeral messages relayed", m.ephemeral_relayed.clone());
+        registry.register(
+            "ephemeral_dropped",
+            "Ephemeral messages dropped as repeats or for a full queue",
+            m.ephemeral_dropped.clone(),
+        );
+        registry.register("compactions", "Snapshots written by compaction", m.compactions.clone());
+        Self { registry, ..metrics }
+    }
+
+    /// Counts one connection closed for invalid input.
+    pub fn protocol_error(&self, reason: &'static str) {
+        self.protocol_errors.get_or_create(&vec![("reason", reason)]).inc();
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
