@@ -1,1 +1,9 @@
-//! placeholder
+//! Support for Syncline's end-to-end suites and benchmarks.
+//!
+//! - [`server`]: runs the real `syncline-server` binary on a loopback port, reads its log and
+//!   metrics, and stops it by process id (SIGTERM or SIGKILL).
+//!
+//! The suites in `tests/tests/` use real components only: the real binary, real redb files, and
+//! real WebSockets.
+
+pub mod server;
