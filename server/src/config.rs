@@ -122,7 +122,9 @@ pub enum ConfigError {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: DEFAULT_LISTEN.parse().expect("the default listen address is valid"),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .expect("the default listen address is valid"),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             sync: SyncLimits::default(),
         }
@@ -149,9 +151,14 @@ impl Config {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 impl SyncFile {
@@ -162,8 +169,14 @@ impl SyncFile {
             max_message_bytes: self.max_message_bytes.unwrap_or(defaults.max_message_bytes),
             max_frame_bytes: self.max_frame_bytes.unwrap_or(defaults.max_frame_bytes),
             idle_unload: self.idle_unload_ms.map(ms).unwrap_or(defaults.idle_unload),
-            ping_interval: self.ping_interval_ms.map(ms).unwrap_or(defaults.ping_interval),
-            send_timeout: self.send_timeout_ms.map(ms).unwrap_or(defaults.send_timeout),
+            ping_interval: self
+                .ping_interval_ms
+                .map(ms)
+                .unwrap_or(defaults.ping_interval),
+            send_timeout: self
+                .send_timeout_ms
+                .map(ms)
+                .unwrap_or(defaults.send_timeout),
             compact_after_changes: self
                 .compact_after_changes
                 .unwrap_or(defaults.compact_after_changes),
@@ -176,13 +189,19 @@ impl SyncFile {
 impl SyncLimits {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.max_message_bytes < 1024 || self.max_frame_bytes < 1024 {
-            return Err(ConfigError::Invalid("sync message and frame limits must be >= 1024".into()));
+            return Err(ConfigError::Invalid(
+                "sync message and frame limits must be >= 1024".into(),
+            ));
         }
         if self.ping_interval.is_zero() || self.send_timeout.is_zero() {
-            return Err(ConfigError::Invalid("ping_interval_ms and send_timeout_ms must be > 0".into()));
+            return Err(ConfigError::Invalid(
+                "ping_interval_ms and send_timeout_ms must be > 0".into(),
+            ));
         }
         if self.compact_after_changes == 0 {
-            return Err(ConfigError::Invalid("compact_after_changes must be > 0".into()));
+            return Err(ConfigError::Invalid(
+                "compact_after_changes must be > 0".into(),
+            ));
         }
         Ok(())
     }
@@ -193,7 +212,11 @@ mod tests {
     use super::*;
 
     fn args(config: Option<PathBuf>) -> Args {
-        Args { listen: None, data_dir: None, config }
+        Args {
+            listen: None,
+            data_dir: None,
+            config,
+        }
     }
 
     #[test]
@@ -208,7 +231,8 @@ mod tests {
     fn file_values_apply_and_flags_win() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("syncline.conf");
-        let text = "listen = \"127.0.0.1:4000\"\ndata_dir = \"/tmp/x\"\n[sync]\nidle_unload_ms = 250\n";
+        let text =
+            "listen = \"127.0.0.1:4000\"\ndata_dir = \"/tmp/x\"\n[sync]\nidle_unload_ms = 250\n";
         std::fs::write(&path, text).expect("write config");
         let mut a = args(Some(path));
         a.listen = Some("127.0.0.1:5000".parse().expect("addr"));

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use syncline_shared::ids::{PeerId, StorageId};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use config::Config;
 use documents::Registry;
@@ -72,30 +72,58 @@ impl Server {
         let storage = tokio::task::spawn_blocking(move || Storage::open(&data_dir))
             .await
             .expect("storage open task does not panic")
-            .map_err(|source| StartError::Storage { dir: config.data_dir.clone(), source })?;
+            .map_err(|source| StartError::Storage {
+                dir: config.data_dir.clone(),
+                source,
+            })?;
         let metrics = Arc::new(Metrics::new());
         let writer = storage.start_writer(metrics.clone(), WriterConfig::default());
 
         let storage_id = StorageId(storage.storage_id().to_owned());
         let server_peer = PeerId(format!("syncline-{}", storage_id.0));
         let registry = Registry::new();
-        registry.start(server_peer.clone(), storage, writer.clone(), metrics.clone(), config.sync.clone());
-        let net = Arc::new(NetState::new(server_peer, storage_id, registry, metrics, config.sync));
+        registry.start(
+            server_peer.clone(),
+            storage,
+            writer.clone(),
+            metrics.clone(),
+            config.sync.clone(),
+        );
+        let net = Arc::new(NetState::new(
+            server_peer,
+            storage_id,
+            registry,
+            metrics,
+            config.sync,
+        ));
 
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let app = net::router(net.clone());
         let shutdown = net.shutdown.clone();
         let http = tokio::spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await;
             if let Err(err) = served {
                 warn!(error = %err, "http listener stopped with an error");
             }
         });
         info!(%local_addr, "serving");
-        Ok(Server { local_addr, net, writer, http })
+        Ok(Server {
+            local_addr,
+            net,
+            writer,
+            http,
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -115,11 +143,19 @@ impl Server {
         self.net.stop_accepting();
         self.net.shutdown.cancel();
         self.net.connections.close();
-        if tokio::time::timeout(CONNECTION_DRAIN, self.net.connections.wait()).await.is_err() {
+        if tokio::time::timeout(CONNECTION_DRAIN, self.net.connections.wait())
+            .await
+            .is_err()
+        {
             warn!("connections did not close in time; continuing shutdown");
         }
         let _ = self.http.await;
-        self.net.registry.shutdown().await;
+        if tokio::time::timeout(CONNECTION_DRAIN, self.net.registry.shutdown())
+            .await
+            .is_err()
+        {
+            error!("document workers did not finish in time; their last writes may be lost");
+        }
         drop(self.net);
         self.writer.shutdown().await;
         info!("shut down");

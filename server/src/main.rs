@@ -46,7 +46,11 @@ fn init_logging() {
 /// wait for it and learn the port when listening on port 0.
 fn announce(server: &Server) {
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "syncline-server listening on {}", server.local_addr());
+    let _ = writeln!(
+        stdout,
+        "syncline-server listening on {}",
+        server.local_addr()
+    );
     let _ = stdout.flush();
 }
 

@@ -68,10 +68,26 @@ impl Metrics {
             registry: Registry::default(),
         };
         let m = &metrics;
-        registry.register("messages_received", "Messages received from peers", m.messages_received.clone());
-        registry.register("messages_sent", "Messages sent to peers", m.messages_sent.clone());
-        registry.register("changes_committed", "Changes made durable", m.changes_committed.clone());
-        registry.register("commits", "Storage transactions committed", m.commits.clone());
+        registry.register(
+            "messages_received",
+            "Messages received from peers",
+            m.messages_received.clone(),
+        );
+        registry.register(
+            "messages_sent",
+            "Messages sent to peers",
+            m.messages_sent.clone(),
+        );
+        registry.register(
+            "changes_committed",
+            "Changes made durable",
+            m.changes_committed.clone(),
+        );
+        registry.register(
+            "commits",
+            "Storage transactions committed",
+            m.commits.clone(),
+        );
         registry.register(
             "commit_batch_writes",
             "Document writes folded into one storage transaction",
@@ -87,26 +103,47 @@ impl Metrics {
             "Time spent committing one storage transaction",
             m.commit_seconds.clone(),
         );
-        registry.register("documents_loaded", "Documents held in memory", m.documents_loaded.clone());
-        registry.register("connections", "Open WebSocket connections", m.connections.clone());
+        registry.register(
+            "documents_loaded",
+            "Documents held in memory",
+            m.documents_loaded.clone(),
+        );
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            m.connections.clone(),
+        );
         registry.register(
             "protocol_errors",
             "Connections closed for invalid input, by reason",
             m.protocol_errors.clone(),
         );
-        registry.register("ephemeral_relayed", "Ephemeral messages relayed", m.ephemeral_relayed.clone());
+        registry.register(
+            "ephemeral_relayed",
+            "Ephemeral messages relayed",
+            m.ephemeral_relayed.clone(),
+        );
         registry.register(
             "ephemeral_dropped",
             "Ephemeral messages dropped as repeats or for a full queue",
             m.ephemeral_dropped.clone(),
         );
-        registry.register("compactions", "Snapshots written by compaction", m.compactions.clone());
-        Self { registry, ..metrics }
+        registry.register(
+            "compactions",
+            "Snapshots written by compaction",
+            m.compactions.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
     }
 
     /// Counts one connection closed for invalid input.
     pub fn protocol_error(&self, reason: &'static str) {
-        self.protocol_errors.get_or_create(&vec![("reason", reason)]).inc();
+        self.protocol_errors
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
     }
 
     /// Renders every metric in the Prometheus text format.

@@ -66,9 +66,15 @@ pub enum SessionEffect {
     /// when its socket can take one.
     SyncReady(ConnectionId),
     /// Send this ephemeral message (its `targetId` already rewritten) to the connection.
-    Relay { to: ConnectionId, message: Ephemeral },
+    Relay {
+        to: ConnectionId,
+        message: Ephemeral,
+    },
     /// Keep this encoded sync state for a peer with durable storage, to resume it later.
-    SaveSyncState { storage_id: StorageId, state: Vec<u8> },
+    SaveSyncState {
+        storage_id: StorageId,
+        state: Vec<u8>,
+    },
 }
 
 /// A sync message that could not be applied; the sending connection is at fault.
@@ -169,7 +175,14 @@ impl DocumentSession {
         let state = saved_state
             .and_then(|bytes| sync::State::decode(bytes).ok())
             .unwrap_or_default();
-        self.attached.insert(conn, Attached { peer, storage_id, state });
+        self.attached.insert(
+            conn,
+            Attached {
+                peer,
+                storage_id,
+                state,
+            },
+        );
     }
 
     /// Detaches a connection; returns the sync state to keep if its peer has durable storage.
@@ -177,7 +190,10 @@ impl DocumentSession {
         self.waiting.retain(|c| *c != conn);
         let attached = self.attached.remove(&conn)?;
         let storage_id = attached.storage_id?;
-        Some(SessionEffect::SaveSyncState { storage_id, state: attached.state.encode() })
+        Some(SessionEffect::SaveSyncState {
+            storage_id,
+            state: attached.state.encode(),
+        })
     }
 
     /// Applies a `sync` or `request` message from an attached connection.
@@ -190,9 +206,13 @@ impl DocumentSession {
         conn: ConnectionId,
         message: sync::Message,
     ) -> Result<Vec<SessionEffect>, SessionError> {
-        let attached = self.attached.get_mut(&conn).ok_or(SessionError::NotAttached(conn))?;
+        let attached = self
+            .attached
+            .get_mut(&conn)
+            .ok_or(SessionError::NotAttached(conn))?;
         let before = self.doc.get_heads();
-        self.doc.receive_sync_message(&mut attached.state, message)?;
+        self.doc
+            .receive_sync_message(&mut attached.state, message)?;
         let after = self.doc.get_heads();
 
         let mut effects = Vec::new();
@@ -264,7 +284,10 @@ impl DocumentSession {
             .filter(|(conn, attached)| **conn != from && attached.peer != message.sender_id)
             .map(|(conn, attached)| SessionEffect::Relay {
                 to: *conn,
-                message: Ephemeral { target_id: attached.peer.clone(), ..message.clone() },
+                message: Ephemeral {
+                    target_id: attached.peer.clone(),
+                    ..message.clone()
+                },
             })
             .collect()
     }
@@ -279,10 +302,10 @@ impl DocumentSession {
                 true
             }
             None => {
-                if self.ephemeral_order.len() >= EPHEMERAL_MEMORY {
-                    if let Some(oldest) = self.ephemeral_order.pop_front() {
-                        self.ephemeral_seen.remove(&oldest);
-                    }
+                if self.ephemeral_order.len() >= EPHEMERAL_MEMORY
+                    && let Some(oldest) = self.ephemeral_order.pop_front()
+                {
+                    self.ephemeral_seen.remove(&oldest);
                 }
                 self.ephemeral_order.push_back(key.clone());
                 self.ephemeral_seen.insert(key, message.count);

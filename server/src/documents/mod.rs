@@ -50,11 +50,21 @@ pub enum DocumentCommand {
         outbound: Arc<Outbound>,
     },
     /// A decoded sync message from an attached connection.
-    Sync { conn: ConnectionId, kind: SyncKind, message: sync::Message },
+    Sync {
+        conn: ConnectionId,
+        kind: SyncKind,
+        message: sync::Message,
+    },
     /// An ephemeral message to relay to the document's other connections.
-    Ephemeral { conn: ConnectionId, message: Ephemeral },
+    Ephemeral {
+        conn: ConnectionId,
+        message: Ephemeral,
+    },
     /// The connection's writer can send: produce its next sync message, if any.
-    Generate { conn: ConnectionId, reply: oneshot::Sender<Option<Vec<u8>>> },
+    Generate {
+        conn: ConnectionId,
+        reply: oneshot::Sender<Option<Vec<u8>>>,
+    },
     /// The connection closed.
     Detach { conn: ConnectionId },
 }
@@ -137,9 +147,18 @@ impl Registry {
         metrics: Arc<Metrics>,
         limits: SyncLimits,
     ) {
-        let context = WorkerContext { server_peer, storage, writer, metrics, limits };
-        *self.inner.context.lock().expect("registry context lock is never poisoned") =
-            Some(context);
+        let context = WorkerContext {
+            server_peer,
+            storage,
+            writer,
+            metrics,
+            limits,
+        };
+        *self
+            .inner
+            .context
+            .lock()
+            .expect("registry context lock is never poisoned") = Some(context);
     }
 
     /// The handle of a document's worker, starting the worker if the document is not loaded.
@@ -149,12 +168,16 @@ impl Registry {
             return handle.clone();
         }
         let (tx, rx) = mpsc::channel(DOCUMENT_QUEUE);
-        let handle = DocumentHandle { inner: Arc::new(HandleInner { id, tx }) };
+        let handle = DocumentHandle {
+            inner: Arc::new(HandleInner { id, tx }),
+        };
         documents.insert(id, handle.clone());
         drop(documents);
 
         let context = self.context();
-        self.inner.tasks.spawn(worker::run(id, rx, self.clone(), context));
+        self.inner
+            .tasks
+            .spawn(worker::run(id, rx, self.clone(), context));
         handle
     }
 
@@ -170,7 +193,9 @@ impl Registry {
         let Some(handle) = documents.get(&id) else {
             return true;
         };
-        if Arc::strong_count(&handle.inner) > 1 || handle.inner.tx.capacity() < handle.inner.tx.max_capacity() {
+        if Arc::strong_count(&handle.inner) > 1
+            || handle.inner.tx.capacity() < handle.inner.tx.max_capacity()
+        {
             return false;
         }
         documents.remove(&id);
@@ -189,11 +214,18 @@ impl Registry {
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
         // Workers hold their own copies; dropping this one lets the storage writer drain.
-        self.inner.context.lock().expect("registry context lock is never poisoned").take();
+        self.inner
+            .context
+            .lock()
+            .expect("registry context lock is never poisoned")
+            .take();
     }
 
     fn documents(&self) -> std::sync::MutexGuard<'_, HashMap<DocumentId, DocumentHandle>> {
-        self.inner.documents.lock().expect("registry lock is never poisoned")
+        self.inner
+            .documents
+            .lock()
+            .expect("registry lock is never poisoned")
     }
 
     fn context(&self) -> WorkerContext {

@@ -162,10 +162,20 @@ impl Worker {
         context: &WorkerContext,
     ) {
         match command {
-            DocumentCommand::Attach { conn, peer, storage_id, outbound } => {
-                self.handle_attach(conn, peer, storage_id, outbound, context).await;
+            DocumentCommand::Attach {
+                conn,
+                peer,
+                storage_id,
+                outbound,
+            } => {
+                self.handle_attach(conn, peer, storage_id, outbound, context)
+                    .await;
             }
-            DocumentCommand::Sync { conn, kind, message } => {
+            DocumentCommand::Sync {
+                conn,
+                kind,
+                message,
+            } => {
                 self.handle_sync(conn, kind, message);
             }
             DocumentCommand::Ephemeral { conn, message } => {
@@ -194,18 +204,26 @@ impl Worker {
             _ => None,
         };
         debug!(%conn, peer = %peer, resumed = saved.is_some(), "peer attached");
-        self.session.attach(conn, peer.clone(), storage_id, saved.as_deref());
+        self.session
+            .attach(conn, peer.clone(), storage_id, saved.as_deref());
         self.peers.insert(conn, Peer { id: peer, outbound });
     }
 
-    fn handle_sync(&mut self, conn: ConnectionId, kind: SyncKind, message: automerge::sync::Message) {
+    fn handle_sync(
+        &mut self,
+        conn: ConnectionId,
+        kind: SyncKind,
+        message: automerge::sync::Message,
+    ) {
         if !self.exists && kind == SyncKind::Request {
             self.send_unavailable(conn);
             return;
         }
         match self.session.receive(conn, message) {
             Ok(effects) => {
-                let persists = effects.iter().any(|e| matches!(e, SessionEffect::Persist(_)));
+                let persists = effects
+                    .iter()
+                    .any(|e| matches!(e, SessionEffect::Persist(_)));
                 if !self.exists && persists {
                     self.exists = true;
                     self.pending.created_at_ms = Some(now_ms());
@@ -221,8 +239,10 @@ impl Worker {
     fn apply(&mut self, effects: Vec<SessionEffect>, context: &WorkerContext) {
         for effect in effects {
             if let SessionEffect::Relay { to, message } = effect {
-                let delivered =
-                    self.peers.get(&to).is_some_and(|p| p.outbound.try_send(Message::Ephemeral(message)));
+                let delivered = self
+                    .peers
+                    .get(&to)
+                    .is_some_and(|p| p.outbound.try_send(Message::Ephemeral(message)));
                 if delivered {
                     context.metrics.ephemeral_relayed.inc();
                 } else {
@@ -324,7 +344,9 @@ impl Worker {
     }
 
     fn send_unavailable(&mut self, conn: ConnectionId) {
-        let Some(peer) = self.peers.get(&conn) else { return };
+        let Some(peer) = self.peers.get(&conn) else {
+            return;
+        };
         let message = Message::DocUnavailable(DocUnavailable {
             sender_id: self.server_peer.clone(),
             target_id: peer.id.clone(),
@@ -335,7 +357,9 @@ impl Worker {
 
     /// A peer sent sync data that cannot be applied: tell it why and close its connection.
     fn reject(&mut self, conn: ConnectionId, reason: &str) {
-        let Some(peer) = self.peers.get(&conn) else { return };
+        let Some(peer) = self.peers.get(&conn) else {
+            return;
+        };
         warn!(%conn, peer = %peer.id, %reason, "invalid sync message; closing connection");
         peer.outbound.try_send(Message::Error(ErrorMessage {
             sender_id: Some(self.server_peer.clone()),
@@ -348,7 +372,8 @@ impl Worker {
     fn detach_all(&mut self) {
         let conns: Vec<_> = self.peers.drain().map(|(conn, _)| conn).collect();
         for conn in conns {
-            if let Some(SessionEffect::SaveSyncState { storage_id, state }) = self.session.detach(conn)
+            if let Some(SessionEffect::SaveSyncState { storage_id, state }) =
+                self.session.detach(conn)
             {
                 self.pending.sync_states.push((storage_id.0, state));
             }
@@ -366,8 +391,12 @@ fn load_stored(
     storage: &crate::storage::Storage,
     id: DocumentId,
 ) -> Result<Option<(DocumentSession, u64, u64)>, String> {
-    let Some(StoredDocument { snapshot, changes, next_seq, .. }) =
-        storage.load_document(&id).map_err(|e| e.to_string())?
+    let Some(StoredDocument {
+        snapshot,
+        changes,
+        next_seq,
+        ..
+    }) = storage.load_document(&id).map_err(|e| e.to_string())?
     else {
         return Ok(None);
     };
@@ -424,5 +453,8 @@ fn is_empty(write: &DocumentWrite) -> bool {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -42,7 +42,10 @@ struct Reject {
 
 impl Reject {
     fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into() }
+        Self {
+            reason,
+            message: message.into(),
+        }
     }
 }
 
@@ -165,9 +168,14 @@ impl Connection {
         // Relayed ephemeral messages keep their original author as senderId, and clients send
         // back what they receive, so only other messages must carry the joined peer's id.
         let sender_ok = matches!(message, Message::Ephemeral(_))
-            || message.sender_id().is_none_or(|sender| *sender == joined.peer);
+            || message
+                .sender_id()
+                .is_none_or(|sender| *sender == joined.peer);
         if !sender_ok {
-            return Err(Reject::new("sender_mismatch", "senderId does not match the joined peer"));
+            return Err(Reject::new(
+                "sender_mismatch",
+                "senderId does not match the joined peer",
+            ));
         }
         Ok(Some(message))
     }
@@ -180,7 +188,10 @@ impl Connection {
             match &self.joined {
                 None => return Reject::new("not_joined", "the first message must be join"),
                 Some(joined) if err.sender_id.as_ref().is_some_and(|s| *s != joined.peer) => {
-                    return Reject::new("sender_mismatch", "senderId does not match the joined peer");
+                    return Reject::new(
+                        "sender_mismatch",
+                        "senderId does not match the joined peer",
+                    );
                 }
                 Some(_) => {}
             }
@@ -207,18 +218,29 @@ impl Connection {
 
     async fn handle_join(&mut self, join: Join) -> Result<Next, Reject> {
         if self.joined.is_some() {
-            return Err(Reject::new("second_join", "this connection has already joined"));
+            return Err(Reject::new(
+                "second_join",
+                "this connection has already joined",
+            ));
         }
         let versions = join.supported_protocol_versions.as_deref();
         if versions.is_some_and(|v| !v.iter().any(|v| v == PROTOCOL_VERSION)) {
-            return Err(Reject::new("protocol_version", "unsupported protocol version"));
+            return Err(Reject::new(
+                "protocol_version",
+                "unsupported protocol version",
+            ));
         }
-        let metadata = join.peer_metadata.unwrap_or(PeerMetadata { storage_id: None, is_ephemeral: true });
+        let metadata = join.peer_metadata.unwrap_or(PeerMetadata {
+            storage_id: None,
+            is_ephemeral: true,
+        });
         let storage_id = metadata.storage_id.filter(|_| !metadata.is_ephemeral);
         tracing::Span::current().record("peer", field::display(&join.sender_id));
         info!(storage = storage_id.is_some(), "peer joined");
 
-        self.state.peers.join(&join.sender_id, self.id, self.outbound.clone());
+        self.state
+            .peers
+            .join(&join.sender_id, self.id, self.outbound.clone());
         let reply = Message::Peer(Peer {
             sender_id: self.state.server_peer.clone(),
             target_id: join.sender_id.clone(),
@@ -229,7 +251,10 @@ impl Connection {
             selected_protocol_version: PROTOCOL_VERSION.to_owned(),
         });
         let _ = self.peer.set(join.sender_id.clone());
-        self.joined = Some(Joined { peer: join.sender_id, storage_id });
+        self.joined = Some(Joined {
+            peer: join.sender_id,
+            storage_id,
+        });
         self.outbound.send(reply).await;
         Ok(Next::Continue)
     }
@@ -237,12 +262,19 @@ impl Connection {
     async fn handle_sync(&mut self, sync: SyncMessage, kind: SyncKind) -> Result<Next, Reject> {
         let message = automerge::sync::Message::decode(&sync.data)
             .map_err(|err| Reject::new("invalid_sync_data", format!("invalid sync data: {err}")))?;
-        let command = DocumentCommand::Sync { conn: self.id, kind, message };
+        let command = DocumentCommand::Sync {
+            conn: self.id,
+            kind,
+            message,
+        };
         self.send_to_document(sync.document_id, command).await
     }
 
     async fn handle_ephemeral(&mut self, message: Ephemeral) -> Result<Next, Reject> {
-        let command = DocumentCommand::Ephemeral { conn: self.id, message: message.clone() };
+        let command = DocumentCommand::Ephemeral {
+            conn: self.id,
+            message: message.clone(),
+        };
         self.send_to_document(message.document_id, command).await
     }
 
@@ -267,7 +299,10 @@ impl Connection {
         if let Some(handle) = existing {
             return handle;
         }
-        let joined = self.joined.clone().expect("validation admits only joined peers here");
+        let joined = self
+            .joined
+            .clone()
+            .expect("validation admits only joined peers here");
         let handle = self.state.registry.open(document);
         let attach = DocumentCommand::Attach {
             conn: self.id,
@@ -281,7 +316,9 @@ impl Connection {
     }
 
     fn attached(&self) -> std::sync::MutexGuard<'_, HashMap<DocumentId, DocumentHandle>> {
-        self.attached.lock().expect("attached-documents lock is never poisoned")
+        self.attached
+            .lock()
+            .expect("attached-documents lock is never poisoned")
     }
 
     /// Logs invalid input, queues an `error` naming it, and ends the connection.
@@ -299,7 +336,10 @@ impl Connection {
     }
 
     fn touch(&self) {
-        *self.last_seen.lock().expect("last-seen lock is never poisoned") = Instant::now();
+        *self
+            .last_seen
+            .lock()
+            .expect("last-seen lock is never poisoned") = Instant::now();
     }
 
     /// Detaches from every document and forgets the peer.
@@ -372,9 +412,16 @@ impl Writer {
     /// Sends a sync message for every document marked ready.
     async fn send_ready(&mut self) -> bool {
         while let Some(document) = self.outbound.next_ready() {
-            let handle = self.attached.lock().expect("attached lock is never poisoned").get(&document).cloned();
+            let handle = self
+                .attached
+                .lock()
+                .expect("attached lock is never poisoned")
+                .get(&document)
+                .cloned();
             let Some(handle) = handle else { continue };
-            let Some(data) = handle.generate(self.conn).await else { continue };
+            let Some(data) = handle.generate(self.conn).await else {
+                continue;
+            };
             let Some(peer) = self.peer() else { continue };
             let message = Message::Sync(SyncMessage {
                 sender_id: self.state.server_peer.clone(),
@@ -394,16 +441,25 @@ impl Writer {
     }
 
     async fn ping(&mut self, interval: Duration) -> bool {
-        let silent = self.last_seen.lock().expect("last-seen lock is never poisoned").elapsed();
+        let silent = self
+            .last_seen
+            .lock()
+            .expect("last-seen lock is never poisoned")
+            .elapsed();
         if silent > interval * 3 {
-            warn!(silent_ms = silent.as_millis() as u64, "peer stopped answering pings; closing connection");
+            warn!(
+                silent_ms = silent.as_millis() as u64,
+                "peer stopped answering pings; closing connection"
+            );
             return false;
         }
         self.send_frame(WsMessage::Ping(Default::default())).await
     }
 
     async fn send(&mut self, message: &Message) -> bool {
-        let sent = self.send_frame(WsMessage::Binary(message.encode().into())).await;
+        let sent = self
+            .send_frame(WsMessage::Binary(message.encode().into()))
+            .await;
         if sent {
             self.state.metrics.messages_sent.inc();
         }
@@ -420,7 +476,10 @@ impl Writer {
                 false
             }
             Err(_) => {
-                warn!(timeout_ms = timeout.as_millis() as u64, "peer too slow to receive; closing connection, it resyncs on reconnect");
+                warn!(
+                    timeout_ms = timeout.as_millis() as u64,
+                    "peer too slow to receive; closing connection, it resyncs on reconnect"
+                );
                 false
             }
         }
@@ -439,7 +498,10 @@ impl Writer {
             Some(CloseReason::Shutdown) => 1001,
             _ => 1000,
         };
-        let frame = CloseFrame { code, reason: "".into() };
+        let frame = CloseFrame {
+            code,
+            reason: "".into(),
+        };
         let _ = self.send_frame(WsMessage::Close(Some(frame))).await;
     }
 }

@@ -101,17 +101,20 @@ impl PeerTable {
             .lock()
             .expect("peer table lock is never poisoned")
             .insert(peer.clone(), (conn, outbound));
-        if let Some((old_conn, old)) = previous {
-            if old_conn != conn {
-                tracing::info!(peer = %peer, old = %old_conn, new = %conn, "peer joined again; closing its older connection");
-                old.close(CloseReason::Replaced);
-            }
+        if let Some((old_conn, old)) = previous
+            && old_conn != conn
+        {
+            tracing::info!(peer = %peer, old = %old_conn, new = %conn, "peer joined again; closing its older connection");
+            old.close(CloseReason::Replaced);
         }
     }
 
     /// Forgets a peer's entry if it still belongs to this connection.
     fn leave(&self, peer: &PeerId, conn: ConnectionId) {
-        let mut by_peer = self.by_peer.lock().expect("peer table lock is never poisoned");
+        let mut by_peer = self
+            .by_peer
+            .lock()
+            .expect("peer table lock is never poisoned");
         if by_peer.get(peer).is_some_and(|(c, _)| *c == conn) {
             by_peer.remove(peer);
         }
@@ -152,5 +155,12 @@ async fn health(State(state): State<Arc<NetState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<NetState>>) -> Response {
     let body = state.metrics.render();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }

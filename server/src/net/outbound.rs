@@ -78,7 +78,10 @@ impl Outbound {
     /// Marks a document as possibly having a sync message for this connection.
     pub fn sync_ready(&self, document: DocumentId) {
         let inserted = {
-            let mut ready = self.ready.lock().expect("outbound ready lock is never poisoned");
+            let mut ready = self
+                .ready
+                .lock()
+                .expect("outbound ready lock is never poisoned");
             let inserted = ready.members.insert(document);
             if inserted {
                 ready.order.push_back(document);
@@ -92,7 +95,10 @@ impl Outbound {
 
     /// Takes the oldest ready document.
     pub fn next_ready(&self) -> Option<DocumentId> {
-        let mut ready = self.ready.lock().expect("outbound ready lock is never poisoned");
+        let mut ready = self
+            .ready
+            .lock()
+            .expect("outbound ready lock is never poisoned");
         let document = ready.order.pop_front()?;
         ready.members.remove(&document);
         Some(document)
@@ -129,6 +135,9 @@ impl Outbound {
 
     /// Why the connection was asked to close, if it was.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        self.close_reason.lock().expect("outbound close lock is never poisoned").clone()
+        self.close_reason
+            .lock()
+            .expect("outbound close lock is never poisoned")
+            .clone()
     }
 }
