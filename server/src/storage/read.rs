@@ -1,0 +1,118 @@
+//! Reads. Each runs in its own read transaction: redb gives it a consistent snapshot of the last
+//! commit and never makes the writer wait for it.
+
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
+
+use super::records::{ChangeMetaRecord, DocumentMeta, Record, SnapshotRecord};
+use super::tables::{self, DocKey};
+use super::types::{ChangeMeta, Snapshot, StoredChange, StoredDocument};
+use super::{DocumentId, Storage, StorageError};
+
+impl Storage {
+    /// Reads a document's newest snapshot plus the change rows after it, or `None` if the
+    /// document was never written. Blocking: call it from `spawn_blocking`.
+    pub fn load_document(&self, id: &DocumentId) -> Result<Option<StoredDocument>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let doc = id.as_bytes();
+        let Some(meta) = document_meta(&txn, doc)? else {
+            return Ok(None);
+        };
+
+        let snapshot = snapshot(&txn, doc)?;
+        let changes = changes_after(&txn, doc, snapshot.as_ref().map(|s| s.covered_seq))?;
+        let next_seq = next_seq(&txn, doc)?;
+        Ok(Some(StoredDocument {
+            snapshot,
+            changes,
+            next_seq,
+            meta,
+        }))
+    }
+
+    /// Reads the persisted sync state of a peer that has a storage id. Blocking.
+    pub fn load_sync_state(
+        &self,
+        id: &DocumentId,
+        peer_storage_id: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::SYNC_STATES)?;
+        let state = table.get((id.as_bytes(), peer_storage_id))?;
+        Ok(state.map(|state| state.value().to_vec()))
+    }
+
+    /// Lists every change ever logged for a document, in seq order. The metadata outlives
+    /// compaction, so this is the full event log even when the change bytes are gone. Blocking.
+    pub fn change_log(&self, id: &DocumentId) -> Result<Vec<ChangeMeta>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::CHANGE_META)?;
+        let mut log = Vec::new();
+        for row in table.range(tables::seq_range(id.as_bytes(), None))? {
+            let (key, value) = row?;
+            let record = ChangeMetaRecord::decode(value.value())?;
+            log.push(ChangeMeta {
+                seq: key.value().1,
+                hash: record.hash,
+                received_at_ms: record.received_at_ms,
+                author: record.author.into_owned(),
+            });
+        }
+        Ok(log)
+    }
+}
+
+fn document_meta(
+    txn: &ReadTransaction,
+    doc: &DocKey,
+) -> Result<Option<DocumentMeta>, StorageError> {
+    let table = txn.open_table(tables::DOCUMENTS)?;
+    let row = table.get(doc)?;
+    row.map(|row| DocumentMeta::decode(row.value())).transpose()
+}
+
+fn snapshot(txn: &ReadTransaction, doc: &DocKey) -> Result<Option<Snapshot>, StorageError> {
+    let table = txn.open_table(tables::SNAPSHOTS)?;
+    let row = table.get(doc)?;
+    let record = row
+        .map(|row| SnapshotRecord::decode(row.value()))
+        .transpose()?;
+    Ok(record.map(SnapshotRecord::into_snapshot))
+}
+
+/// The change rows with a seq above `after`, each with its hash from `change_meta`.
+fn changes_after(
+    txn: &ReadTransaction,
+    doc: &DocKey,
+    after: Option<u64>,
+) -> Result<Vec<StoredChange>, StorageError> {
+    let changes = txn.open_table(tables::CHANGES)?;
+    let meta = txn.open_table(tables::CHANGE_META)?;
+    let mut stored = Vec::new();
+    for row in changes.range(tables::seq_range(doc, after))? {
+        let (key, bytes) = row?;
+        let seq = key.value().1;
+        let Some(meta_row) = meta.get((doc, seq))? else {
+            return Err(StorageError::Corrupt(format!(
+                "change {seq} of document {} has no change_meta row",
+                DocumentId::from_bytes(*doc)
+            )));
+        };
+        let hash = ChangeMetaRecord::decode(meta_row.value())?.hash;
+        stored.push(StoredChange {
+            seq,
+            hash,
+            bytes: bytes.value().to_vec(),
+        });
+    }
+    Ok(stored)
+}
+
+/// One past the highest seq in the document's event log, which compaction never shortens.
+fn next_seq(txn: &ReadTransaction, doc: &DocKey) -> Result<u64, StorageError> {
+    let table = txn.open_table(tables::CHANGE_META)?;
+    let last = table
+        .range(tables::seq_range(doc, None))?
+        .next_back()
+        .transpose()?;
+    Ok(last.map_or(0, |(key, _)| key.value().1.saturating_add(1)))
+}

@@ -1,0 +1,103 @@
+//! The values that cross the storage boundary: what a document worker writes and reads back.
+
+use super::DocumentId;
+use super::records::DocumentMeta;
+
+/// A document as stored: the newest snapshot, if any, plus every change logged after it.
+///
+/// Loading the snapshot and then applying `changes` in order rebuilds the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    /// The newest compaction, or `None` if the document was never compacted.
+    pub snapshot: Option<Snapshot>,
+    /// Raw change bytes with `seq > snapshot.covered_seq`, in seq order.
+    pub changes: Vec<StoredChange>,
+    /// One past the highest seq ever logged for the document (0 if none), so a worker that loads
+    /// the document continues the numbering without reusing a seq.
+    pub next_seq: u64,
+    /// The document's bookkeeping row.
+    pub meta: DocumentMeta,
+}
+
+/// A compaction: the document saved whole (`Automerge::save`), covering changes `0..=covered_seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The document's heads at the time of the save.
+    pub heads: Vec<[u8; 32]>,
+    /// The highest seq whose change is included; rows up to it are no longer needed.
+    pub covered_seq: u64,
+    /// The `Automerge::save()` output.
+    pub bytes: Vec<u8>,
+}
+
+/// One logged change that a snapshot does not cover yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChange {
+    /// Position in the document's log.
+    pub seq: u64,
+    /// The change's content hash.
+    pub hash: [u8; 32],
+    /// The raw Automerge change.
+    pub bytes: Vec<u8>,
+}
+
+/// The event-log entry of one change. Kept for ever, after compaction too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeMeta {
+    /// Position in the document's log.
+    pub seq: u64,
+    /// The change's content hash.
+    pub hash: [u8; 32],
+    /// When the server received it, in milliseconds since the Unix epoch.
+    pub received_at_ms: u64,
+    /// The Automerge actor id of the change's author.
+    pub author: Vec<u8>,
+}
+
+/// A change to append to a document's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChange {
+    /// Assigned by the document worker, counting up from `StoredDocument::next_seq`. Gaps are
+    /// harmless (a repeated change is skipped and leaves its seq unused); reuse is refused.
+    pub seq: u64,
+    /// The change's content hash; a hash already logged for the document makes this a no-op.
+    pub hash: [u8; 32],
+    /// When the server received it, in milliseconds since the Unix epoch.
+    pub received_at_ms: u64,
+    /// The Automerge actor id of the change's author.
+    pub author: Vec<u8>,
+    /// The raw Automerge change.
+    pub bytes: Vec<u8>,
+}
+
+/// Everything one document worker wants made durable at once. The writer applies it in a single
+/// transaction, shared with the writes of other documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentWrite {
+    /// The document written to.
+    pub document: DocumentId,
+    /// Set on the write that creates the document. A write without it for an unknown document
+    /// still creates the row, dated by its first change (or by the writer's clock).
+    pub created_at_ms: Option<u64>,
+    /// Changes to log, in seq order.
+    pub changes: Vec<NewChange>,
+    /// `(peer storage id, encoded Automerge sync state)` to keep for peers that persist.
+    pub sync_states: Vec<(String, Vec<u8>)>,
+    /// A compaction. Its rows are written, and the change bytes it covers deleted, in the same
+    /// transaction as `changes`, which are applied first. A snapshot older than the stored one
+    /// is refused, since the changes between them are already gone.
+    pub snapshot: Option<Snapshot>,
+}
+
+impl DocumentWrite {
+    /// A write with nothing in it yet, for filling in field by field.
+    pub fn new(document: DocumentId) -> Self {
+        Self {
+            document,
+            created_at_ms: None,
+            changes: Vec::new(),
+            sync_states: Vec::new(),
+            snapshot: None,
+        }
+    }
+}
