@@ -45,9 +45,9 @@ TARGET_DIR="$(cargo metadata --format-version 1 --no-deps |
   node -e 'let s = ""; process.stdin.on("data", d => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')"
 export SYNCLINE_SERVER_BIN="${SYNCLINE_SERVER_BIN:-$TARGET_DIR/debug/syncline-server}"
 
-header "cargo test --workspace"
-if ! cargo test --workspace; then
-  FAILED+=("cargo test --workspace")
+header "cargo test --workspace --no-fail-fast"
+if ! cargo test --workspace --no-fail-fast; then
+  FAILED+=("cargo test --workspace --no-fail-fast")
 fi
 
 header "npm install (tests/js)"
