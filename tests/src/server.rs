@@ -25,7 +25,10 @@ pub fn server_binary() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("the test executable has a path");
     // target/<profile>/deps/<test> -> target/<profile>/syncline-server
-    let profile_dir = exe.parent().and_then(Path::parent).expect("test executable lives in target/<profile>/deps");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
     profile_dir.join("syncline-server")
 }
 
@@ -56,7 +59,10 @@ impl LogBuffer {
                 return Ok(line);
             }
             if tokio::time::timeout_at(deadline, grew).await.is_err() {
-                bail!("no matching log line within {timeout:?}; log:\n{}", self.lines().join("\n"));
+                bail!(
+                    "no matching log line within {timeout:?}; log:\n{}",
+                    self.lines().join("\n")
+                );
             }
         }
     }
@@ -88,7 +94,11 @@ impl ServerProcess {
     pub async fn start(data_dir: &Path, options: &ServerOptions) -> Result<Self> {
         let config_path = data_dir.with_extension("toml");
         std::fs::write(&config_path, &options.config).context("write server config")?;
-        let filter = if options.log_filter.is_empty() { "info" } else { &options.log_filter };
+        let filter = if options.log_filter.is_empty() {
+            "info"
+        } else {
+            &options.log_filter
+        };
         let mut child = Command::new(server_binary())
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -102,7 +112,12 @@ impl ServerProcess {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("start {} (run `cargo build -p syncline-server` first)", server_binary().display()))?;
+            .with_context(|| {
+                format!(
+                    "start {} (run `cargo build -p syncline-server` first)",
+                    server_binary().display()
+                )
+            })?;
 
         let log = LogBuffer::default();
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -116,8 +131,18 @@ impl ServerProcess {
         let stdout = child.stdout.take().expect("stdout is piped");
         let addr = tokio::time::timeout(START_TIMEOUT, read_listen_line(stdout))
             .await
-            .with_context(|| format!("server did not announce itself; log:\n{}", log.lines().join("\n")))??;
-        Ok(Self { child, addr, data_dir: data_dir.to_owned(), log })
+            .with_context(|| {
+                format!(
+                    "server did not announce itself; log:\n{}",
+                    log.lines().join("\n")
+                )
+            })??;
+        Ok(Self {
+            child,
+            addr,
+            data_dir: data_dir.to_owned(),
+            log,
+        })
     }
 
     /// `ws://` URL of the sync endpoint.
@@ -158,7 +183,10 @@ impl ServerProcess {
             Ok(status) => Ok(status?),
             Err(_) => {
                 let _ = self.child.start_kill();
-                bail!("server did not exit within {timeout:?} of SIGTERM; log:\n{}", self.log.lines().join("\n"))
+                bail!(
+                    "server did not exit within {timeout:?} of SIGTERM; log:\n{}",
+                    self.log.lines().join("\n")
+                )
             }
         }
     }
@@ -166,8 +194,15 @@ impl ServerProcess {
     /// Resident set size of the process in bytes, from /proc.
     pub fn rss_bytes(&self) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS line")?;
-        let kib: u64 = line.split_whitespace().nth(1).context("VmRSS value")?.parse()?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .context("no VmRSS line")?;
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .context("VmRSS value")?
+            .parse()?;
         Ok(kib * 1024)
     }
 
@@ -213,7 +248,14 @@ pub async fn http_get_status(addr: std::net::SocketAddr, path: &str) -> Result<(
     stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
-    let status: u16 = response.split_whitespace().nth(1).context("status code")?.parse()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status: u16 = response
+        .split_whitespace()
+        .nth(1)
+        .context("status code")?
+        .parse()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
 }
