@@ -106,6 +106,9 @@ pub struct DocumentSession {
     unconfirmed: usize,
     /// Connections that asked for or may need a message while changes were unconfirmed.
     waiting: Vec<ConnectionId>,
+    /// Sync states of peers that left while changes were unconfirmed: their shared heads may
+    /// name changes a crash could still lose, so they are released only after the commit.
+    held_saves: Vec<SessionEffect>,
     ephemeral_seen: HashMap<(PeerId, String), u64>,
     ephemeral_order: VecDeque<(PeerId, String)>,
 }
@@ -118,6 +121,7 @@ impl DocumentSession {
             attached: HashMap::new(),
             unconfirmed: 0,
             waiting: Vec::new(),
+            held_saves: Vec::new(),
             ephemeral_seen: HashMap::new(),
             ephemeral_order: VecDeque::new(),
         }
@@ -186,14 +190,23 @@ impl DocumentSession {
     }
 
     /// Detaches a connection; returns the sync state to keep if its peer has durable storage.
+    ///
+    /// While changes are unconfirmed the state is held back and comes out of
+    /// [`committed`](Self::committed) instead, so a saved state never counts as shared a change
+    /// that is not durable.
     pub fn detach(&mut self, conn: ConnectionId) -> Option<SessionEffect> {
         self.waiting.retain(|c| *c != conn);
         let attached = self.attached.remove(&conn)?;
         let storage_id = attached.storage_id?;
-        Some(SessionEffect::SaveSyncState {
+        let save = SessionEffect::SaveSyncState {
             storage_id,
             state: attached.state.encode(),
-        })
+        };
+        if self.unconfirmed > 0 {
+            self.held_saves.push(save);
+            return None;
+        }
+        Some(save)
     }
 
     /// Applies a `sync` or `request` message from an attached connection.
@@ -253,7 +266,11 @@ impl DocumentSession {
         let mut waiting = std::mem::take(&mut self.waiting);
         waiting.sort_unstable();
         waiting.dedup();
-        waiting.into_iter().map(SessionEffect::SyncReady).collect()
+        let ready = waiting.into_iter().map(SessionEffect::SyncReady);
+        std::mem::take(&mut self.held_saves)
+            .into_iter()
+            .chain(ready)
+            .collect()
     }
 
     /// The next sync message for a connection, encoded, if it needs one now.

@@ -465,7 +465,6 @@ fn retarget(message: Ephemeral, target: &str) -> Ephemeral {
 }
 
 #[test]
-#[ignore = "until DocumentSession::detach holds SaveSyncState back while changes are unconfirmed"]
 fn sync_state_saved_before_commit_does_not_outlive_a_crash() {
     // Intent: a sync state kept while a change is unconfirmed claims nothing a crash can lose.
 

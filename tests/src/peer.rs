@@ -185,12 +185,25 @@ impl RawPeer {
         initial: impl FnOnce(&mut AutoCommit),
     ) -> Result<DocumentId> {
         let id = DocumentId::random_from(rand::random());
+        self.adopt(id, initial).await?;
+        Ok(id)
+    }
+
+    /// Like [`create_document`](Self::create_document), under an id the caller chose: for
+    /// uploading a document somebody else already asked for.
+    pub async fn adopt(
+        &mut self,
+        id: DocumentId,
+        initial: impl FnOnce(&mut AutoCommit),
+    ) -> Result<()> {
+        if self.documents.contains_key(&id) {
+            bail!("{id} is already held by this peer");
+        }
         let mut doc = AutoCommit::new();
         initial(&mut doc);
         commit_stamped(&mut doc);
         self.documents.insert(id, Replica::new(doc));
-        self.send_sync(id).await?;
-        Ok(id)
+        self.send_sync(id).await
     }
 
     /// Makes one change to a held document with `f` and sends it; returns the change's hash. Like
@@ -244,6 +257,23 @@ impl RawPeer {
         self.pump_until(timeout, |peer| peer.replica(doc).covers(heads))
             .await
             .with_context(|| format!("waiting for the server to acknowledge {heads:?} of {doc}"))
+    }
+
+    /// Reads and answers frames until our own copy of `doc` contains every one of `heads`.
+    pub async fn wait_heads(
+        &mut self,
+        doc: DocumentId,
+        heads: &[ChangeHash],
+        timeout: Duration,
+    ) -> Result<()> {
+        self.pump_until(timeout, |peer| {
+            let replica = peer.replica(doc);
+            heads
+                .iter()
+                .all(|h| replica.doc.get_change_by_hash(h).is_some())
+        })
+        .await
+        .with_context(|| format!("waiting to receive {heads:?} of {doc}"))
     }
 
     /// Reads and answers frames until every held document is in sync with the server (its latest
@@ -355,6 +385,8 @@ impl RawPeer {
         let decoded = sync::Message::decode(&message.data)
             .with_context(|| format!("server sent undecodable sync data for {doc}"))?;
         replica.acknowledged.clone_from(&decoded.heads);
+        // A document reported unavailable can still arrive later, once somebody uploads it.
+        replica.unavailable &= decoded.heads.is_empty();
         replica
             .doc
             .sync()

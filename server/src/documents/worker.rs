@@ -24,6 +24,9 @@ use crate::storage::{DocumentWrite, NewChange, Snapshot, StoredDocument};
 /// Most commands taken in one turn; bounds the latency a single turn adds for the others.
 const MAX_TURN_COMMANDS: usize = 256;
 
+/// Sync messages carrying more change bytes than this are applied off the async threads.
+const LARGE_SYNC_BYTES: usize = 256 * 1024;
+
 /// Runs a document's worker until it unloads, the server shuts down, or storage fails.
 pub(super) async fn run(
     id: DocumentId,
@@ -219,7 +222,14 @@ impl Worker {
             self.send_unavailable(conn);
             return;
         }
-        match self.session.receive(conn, message) {
+        let large = message.changes.iter().map(<[u8]>::len).sum::<usize>() > LARGE_SYNC_BYTES;
+        let session = &mut self.session;
+        let received = if large {
+            off_async_threads(|| session.receive(conn, message))
+        } else {
+            session.receive(conn, message)
+        };
+        match received {
             Ok(effects) => {
                 let persists = effects
                     .iter()
@@ -286,27 +296,22 @@ impl Worker {
         }
     }
 
-    /// Makes the turn's writes durable and confirms them to the session.
+    /// Makes the turn's writes durable and confirms them to the session. Confirming may release
+    /// sync states held back until now, which are written in a following transaction.
     async fn flush(&mut self, context: &WorkerContext) -> Result<(), ()> {
-        if is_empty(&self.pending) {
-            return Ok(());
-        }
-        let write = std::mem::replace(&mut self.pending, DocumentWrite::new(self.id));
-        let had_changes = !write.changes.is_empty();
-        let count = write.changes.len();
-        match context.writer.write(write).await {
-            Ok(_) => {
-                if had_changes {
-                    let effects = self.session.committed();
-                    self.apply_session_effects(effects);
-                }
-                Ok(())
+        while !is_empty(&self.pending) {
+            let write = std::mem::replace(&mut self.pending, DocumentWrite::new(self.id));
+            let changes = write.changes.len();
+            if let Err(err) = context.writer.write(write).await {
+                error!(error = %err, changes, "storage write failed; unloading document and disconnecting its peers so they resync");
+                return Err(());
             }
-            Err(err) => {
-                error!(error = %err, changes = count, "storage write failed; unloading document and disconnecting its peers so they resync");
-                Err(())
+            if changes > 0 {
+                let effects = self.session.committed();
+                self.apply_session_effects(effects);
             }
         }
+        Ok(())
     }
 
     fn notify_ready(&mut self) {
@@ -326,7 +331,7 @@ impl Worker {
         let snapshot = Snapshot {
             heads: document.get_heads().iter().map(|h| h.0).collect(),
             covered_seq: self.next_seq.saturating_sub(1),
-            bytes: document.save(),
+            bytes: off_async_threads(|| document.save()),
         };
         let mut write = DocumentWrite::new(self.id);
         write.snapshot = Some(snapshot);
@@ -457,4 +462,18 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Runs CPU-heavy Automerge work (saving a snapshot, applying a large upload) without stalling
+/// the other tasks of an async worker thread. The document stays owned by this worker, so the
+/// work cannot move to the blocking pool; instead the current thread is handed over for it. On
+/// a single-threaded runtime (some tests) it simply runs inline.
+fn off_async_threads<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
 }
