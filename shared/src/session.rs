@@ -57,6 +57,15 @@ pub struct NewChange {
     pub bytes: Vec<u8>,
 }
 
+/// Whether a sync message may create the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    /// `sync`: the peer holds a copy; a document nobody has is created from it.
+    Sync,
+    /// `request`: the peer is looking for the document; if nobody has it, it is unavailable.
+    Request,
+}
+
 /// What the caller must do after an event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionEffect {
@@ -75,6 +84,12 @@ pub enum SessionEffect {
         storage_id: StorageId,
         state: Vec<u8>,
     },
+    /// Nobody has the document the connection asked for: answer `doc-unavailable`. The
+    /// connection stays attached and receives the document if somebody uploads it later.
+    Unavailable(ConnectionId),
+    /// The document did not exist and now does: its first changes are in the accompanying
+    /// [`SessionEffect::Persist`].
+    Created,
 }
 
 /// A sync message that could not be applied; the sending connection is at fault.
@@ -101,6 +116,8 @@ struct Attached {
 #[derive(Debug)]
 pub struct DocumentSession {
     doc: Automerge,
+    /// False for a document nobody has uploaded yet.
+    exists: bool,
     attached: HashMap<ConnectionId, Attached>,
     /// Persist batches handed out and not yet confirmed.
     unconfirmed: usize,
@@ -114,10 +131,11 @@ pub struct DocumentSession {
 }
 
 impl DocumentSession {
-    /// A session over an existing (or empty) document.
+    /// A session over an existing document.
     pub fn new(doc: Automerge) -> Self {
         Self {
             doc,
+            exists: true,
             attached: HashMap::new(),
             unconfirmed: 0,
             waiting: Vec::new(),
@@ -125,6 +143,20 @@ impl DocumentSession {
             ephemeral_seen: HashMap::new(),
             ephemeral_order: VecDeque::new(),
         }
+    }
+
+    /// A session for a document nobody has: `request`s are answered unavailable until a peer
+    /// uploads it with `sync`.
+    pub fn absent() -> Self {
+        Self {
+            exists: false,
+            ..Self::new(Automerge::new())
+        }
+    }
+
+    /// Whether the document exists (was loaded, or uploaded by a peer).
+    pub fn exists(&self) -> bool {
+        self.exists
     }
 
     /// Rebuilds a document from an optional snapshot and the change chunks logged after it.
@@ -213,10 +245,12 @@ impl DocumentSession {
     ///
     /// New changes come back as one [`SessionEffect::Persist`]; every connection whose view may
     /// have moved (the sender always, everyone else when the heads moved) gets a
-    /// [`SessionEffect::SyncReady`], to be honoured once the changes are durable.
+    /// [`SessionEffect::SyncReady`], to be honoured once the changes are durable. A `request` for
+    /// a document nobody has gives [`SessionEffect::Unavailable`].
     pub fn receive(
         &mut self,
         conn: ConnectionId,
+        kind: SyncKind,
         message: sync::Message,
     ) -> Result<Vec<SessionEffect>, SessionError> {
         let attached = self
@@ -229,16 +263,27 @@ impl DocumentSession {
         let after = self.doc.get_heads();
 
         let mut effects = Vec::new();
-        if before != after {
-            let changes = self.new_changes_since(&before);
-            if !changes.is_empty() {
-                self.unconfirmed += 1;
-                effects.push(SessionEffect::Persist(changes));
-            }
-            effects.extend(self.attached.keys().map(|c| SessionEffect::SyncReady(*c)));
-        } else {
-            effects.push(SessionEffect::SyncReady(conn));
+        if before == after {
+            // The sync state now knows what the asker has, so if the document is uploaded
+            // later, the first message the asker is sent already carries it.
+            let answer = match self.exists || kind == SyncKind::Sync {
+                true => SessionEffect::SyncReady(conn),
+                false => SessionEffect::Unavailable(conn),
+            };
+            effects.push(answer);
+            return Ok(effects);
         }
+        let changes = self.new_changes_since(&before);
+        if !changes.is_empty() {
+            if !self.exists {
+                // Peers that asked before anyone had the document are attached and get it now.
+                self.exists = true;
+                effects.push(SessionEffect::Created);
+            }
+            self.unconfirmed += 1;
+            effects.push(SessionEffect::Persist(changes));
+        }
+        effects.extend(self.attached.keys().map(|c| SessionEffect::SyncReady(*c)));
         Ok(effects)
     }
 

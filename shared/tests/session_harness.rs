@@ -496,3 +496,71 @@ fn sync_state_saved_before_commit_does_not_outlive_a_crash() {
     net.assert_converged();
     assert_eq!(net.log().len(), 2);
 }
+
+#[test]
+fn request_for_an_absent_document_is_unavailable_until_uploaded() {
+    // Intent: `request` for a document nobody has is answered unavailable, and the asker,
+    // still attached, receives the document once a peer uploads it.
+    use automerge::sync::SyncDoc;
+    use syncline_shared::session::{ConnectionId, DocumentSession, SyncKind};
+
+    // 1. An absent document; the asker attaches and sends a `request` from an empty copy.
+    let (asker, uploader) = (ConnectionId(1), ConnectionId(2));
+    let mut session = DocumentSession::absent();
+    session.attach(asker, PeerId("asker".into()), None, None);
+    let mut asker_doc = AutoCommit::new();
+    let mut asker_state = sync::State::new();
+    let request = asker_doc
+        .sync()
+        .generate_sync_message(&mut asker_state)
+        .expect("first message");
+    let effects = session
+        .receive(asker, SyncKind::Request, request)
+        .expect("request accepted");
+    assert_eq!(effects, vec![SessionEffect::Unavailable(asker)]);
+    assert!(!session.exists());
+
+    // 2. The uploader attaches and syncs its document until the server has its change.
+    session.attach(uploader, PeerId("uploader".into()), None, None);
+    let mut up_doc = AutoCommit::new();
+    up_doc.put(automerge::ROOT, "n", 7).expect("put");
+    up_doc.commit();
+    let mut up_state = sync::State::new();
+    let mut created = false;
+    for _ in 0..10 {
+        let Some(message) = up_doc.sync().generate_sync_message(&mut up_state) else {
+            break;
+        };
+        let effects = session
+            .receive(uploader, SyncKind::Sync, message)
+            .expect("sync accepted");
+        created |= effects.contains(&SessionEffect::Created);
+        if effects
+            .iter()
+            .any(|e| matches!(e, SessionEffect::Persist(_)))
+        {
+            session.committed();
+        }
+        let Some(reply) = session.generate(uploader) else {
+            break;
+        };
+        let reply = sync::Message::decode(&reply).expect("server message decodes");
+        up_doc
+            .sync()
+            .receive_sync_message(&mut up_state, reply)
+            .expect("uploader applies");
+    }
+    assert!(
+        created && session.exists(),
+        "the upload created the document"
+    );
+
+    // 3. The asker, never having asked again, is sent the document.
+    let message = session.generate(asker).expect("a message for the asker");
+    let message = sync::Message::decode(&message).expect("decodes");
+    asker_doc
+        .sync()
+        .receive_sync_message(&mut asker_state, message)
+        .expect("asker applies");
+    assert_eq!(asker_doc.get_heads(), up_doc.get_heads());
+}

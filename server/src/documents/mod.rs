@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use automerge::sync;
 use syncline_shared::ids::{DocumentId, PeerId, StorageId};
 use syncline_shared::protocol::Ephemeral;
-use syncline_shared::session::ConnectionId;
+use syncline_shared::session::{ConnectionId, SyncKind};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
@@ -29,15 +29,6 @@ use crate::storage::{Storage, Writer};
 /// Capacity of a document worker's queue; a full queue makes senders wait (back-pressure on
 /// the connections feeding a hot document) instead of growing memory.
 pub const DOCUMENT_QUEUE: usize = 1024;
-
-/// Whether a sync message may create the document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncKind {
-    /// `sync`: the peer holds a copy; an unknown document is created from it.
-    Sync,
-    /// `request`: the peer is looking for the document; an unknown one is unavailable.
-    Request,
-}
 
 /// A message for a document worker.
 #[derive(Debug)]

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use syncline_shared::ids::{DocumentId, PeerId, StorageId};
-use syncline_shared::protocol::{DocUnavailable, ErrorMessage, Message};
-use syncline_shared::session::{ConnectionId, DocumentSession, SessionEffect};
+use syncline_shared::protocol::{DocUnavailable, Ephemeral, ErrorMessage, Message};
+use syncline_shared::session::{ConnectionId, DocumentSession, SessionEffect, SyncKind};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, error, info_span, warn};
 
-use super::{DocumentCommand, Registry, SyncKind, WorkerContext};
+use super::{DocumentCommand, Registry, WorkerContext};
+use crate::metrics::Metrics;
 use crate::net::outbound::{CloseReason, Outbound};
 use crate::storage::{DocumentWrite, NewChange, Snapshot, StoredDocument};
 
@@ -63,8 +64,6 @@ struct Peer {
 struct Worker {
     id: DocumentId,
     session: DocumentSession,
-    /// False until the document is in storage or a peer uploads it.
-    exists: bool,
     next_seq: u64,
     changes_since_snapshot: u64,
     peers: HashMap<ConnectionId, Peer>,
@@ -74,6 +73,7 @@ struct Worker {
     ready: BTreeSet<ConnectionId>,
     /// This server's peer id, the sender of everything it sends.
     server_peer: PeerId,
+    metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -82,16 +82,15 @@ impl Worker {
         let stored = tokio::task::spawn_blocking(move || load_stored(&storage, id))
             .await
             .map_err(|e| format!("load task failed: {e}"))??;
-        let exists = stored.is_some();
         let (session, next_seq, changes_since_snapshot) = match stored {
             Some((session, next_seq, logged)) => (session, next_seq, logged),
-            None => (DocumentSession::new(automerge::Automerge::new()), 0, 0),
+            None => (DocumentSession::absent(), 0, 0),
         };
-        debug!(exists, next_seq, "document loaded");
+        debug!(exists = session.exists(), next_seq, "document loaded");
         Ok(Self {
             id,
             session,
-            exists,
+            metrics: context.metrics.clone(),
             next_seq,
             changes_since_snapshot,
             peers: HashMap::new(),
@@ -183,13 +182,13 @@ impl Worker {
             }
             DocumentCommand::Ephemeral { conn, message } => {
                 let effects = self.session.ephemeral(conn, message);
-                self.apply(effects, context);
+                self.apply(effects);
             }
             DocumentCommand::Generate { conn, reply } => generates.push((conn, reply)),
             DocumentCommand::Detach { conn } => {
                 self.peers.remove(&conn);
                 let effect = self.session.detach(conn);
-                self.apply(effect.into_iter().collect(), context);
+                self.apply(effect.into_iter().collect());
             }
         }
     }
@@ -203,7 +202,9 @@ impl Worker {
         context: &WorkerContext,
     ) {
         let saved = match &storage_id {
-            Some(storage_id) if self.exists => load_sync_state(context, self.id, storage_id).await,
+            Some(storage_id) if self.session.exists() => {
+                load_sync_state(context, self.id, storage_id).await
+            }
             _ => None,
         };
         debug!(%conn, peer = %peer, resumed = saved.is_some(), "peer attached");
@@ -218,66 +219,47 @@ impl Worker {
         kind: SyncKind,
         message: automerge::sync::Message,
     ) {
-        if !self.exists && kind == SyncKind::Request {
-            self.send_unavailable(conn);
-            return;
-        }
         let large = message.changes.iter().map(<[u8]>::len).sum::<usize>() > LARGE_SYNC_BYTES;
         let session = &mut self.session;
         let received = if large {
-            off_async_threads(|| session.receive(conn, message))
+            off_async_threads(|| session.receive(conn, kind, message))
         } else {
-            session.receive(conn, message)
+            session.receive(conn, kind, message)
         };
         match received {
-            Ok(effects) => {
-                let persists = effects
-                    .iter()
-                    .any(|e| matches!(e, SessionEffect::Persist(_)));
-                if !self.exists && persists {
-                    self.exists = true;
-                    self.pending.created_at_ms = Some(now_ms());
-                    // Peers that asked before anyone had the document may now get it.
-                    self.ready.extend(self.peers.keys().copied());
-                }
-                self.apply_session_effects(effects);
-            }
+            Ok(effects) => self.apply(effects),
             Err(err) => self.reject(conn, &err.to_string()),
         }
     }
 
-    fn apply(&mut self, effects: Vec<SessionEffect>, context: &WorkerContext) {
-        for effect in effects {
-            if let SessionEffect::Relay { to, message } = effect {
-                let delivered = self
-                    .peers
-                    .get(&to)
-                    .is_some_and(|p| p.outbound.try_send(Message::Ephemeral(message)));
-                if delivered {
-                    context.metrics.ephemeral_relayed.inc();
-                } else {
-                    context.metrics.ephemeral_dropped.inc();
-                }
-            } else {
-                self.apply_session_effects(vec![effect]);
-            }
-        }
-    }
-
-    fn apply_session_effects(&mut self, effects: Vec<SessionEffect>) {
+    /// Carries out the session's effects. Sync messages wait for the turn's commit; everything
+    /// else is queued to its connection at once.
+    fn apply(&mut self, effects: Vec<SessionEffect>) {
         for effect in effects {
             match effect {
                 SessionEffect::Persist(changes) => self.log_changes(changes),
                 SessionEffect::SyncReady(conn) => {
                     self.ready.insert(conn);
                 }
+                SessionEffect::Relay { to, message } => self.relay(to, message),
                 SessionEffect::SaveSyncState { storage_id, state } => {
                     self.pending.sync_states.push((storage_id.0, state));
                 }
-                SessionEffect::Relay { .. } => {
-                    debug!("relay effect outside ephemeral handling; dropped");
+                SessionEffect::Unavailable(conn) => self.send_unavailable(conn),
+                SessionEffect::Created => {
+                    debug!("document created by upload");
+                    self.pending.created_at_ms = Some(now_ms());
                 }
             }
+        }
+    }
+
+    fn relay(&mut self, to: ConnectionId, message: Ephemeral) {
+        let peer = self.peers.get(&to);
+        if peer.is_some_and(|p| p.outbound.try_send(Message::Ephemeral(message))) {
+            self.metrics.ephemeral_relayed.inc();
+        } else {
+            self.metrics.ephemeral_dropped.inc();
         }
     }
 
@@ -308,7 +290,7 @@ impl Worker {
             }
             if changes > 0 {
                 let effects = self.session.committed();
-                self.apply_session_effects(effects);
+                self.apply(effects);
             }
         }
         Ok(())

@@ -18,13 +18,13 @@ use syncline_shared::ids::{DocumentId, PeerId, StorageId};
 use syncline_shared::protocol::{
     DecodeError, Ephemeral, ErrorMessage, Join, Message, Peer, PeerMetadata, SyncMessage,
 };
-use syncline_shared::session::ConnectionId;
+use syncline_shared::session::{ConnectionId, SyncKind};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use super::NetState;
 use super::outbound::{CloseReason, Outbound, OutboundReceiver};
-use crate::documents::{DocumentCommand, DocumentHandle, SyncKind};
+use crate::documents::{DocumentCommand, DocumentHandle};
 
 /// The protocol version this server speaks.
 const PROTOCOL_VERSION: &str = "1";

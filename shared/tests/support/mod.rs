@@ -19,7 +19,7 @@ use automerge::{ActorId, AutoCommit, Automerge, ChangeHash, ROOT, ReadDoc};
 use syncline_shared::ids::{PeerId, StorageId};
 use syncline_shared::protocol::Ephemeral;
 use syncline_shared::session::{
-    ConnectionId, DocumentSession, NewChange, SessionEffect, SessionError,
+    ConnectionId, DocumentSession, NewChange, SessionEffect, SessionError, SyncKind,
 };
 
 /// Steps after which [`Network::run_until_quiet`] declares a livelock.
@@ -222,7 +222,7 @@ impl Network {
         message: sync::Message,
     ) -> Result<Vec<SessionEffect>, SessionError> {
         let conn = self.client(name).conn;
-        let effects = self.server.receive(conn, message)?;
+        let effects = self.server.receive(conn, SyncKind::Sync, message)?;
         self.apply(effects.clone());
         Ok(effects)
     }
@@ -440,7 +440,7 @@ impl Network {
         let message = sync::Message::decode(&bytes).expect("clients encode valid messages");
         let effects = self
             .server
-            .receive(client.conn, message)
+            .receive(client.conn, SyncKind::Sync, message)
             .expect("the session accepts an honest client's message");
         self.apply(effects);
     }
@@ -483,6 +483,10 @@ impl Network {
                     self.assert_durable_state(&state);
                     self.saved_states.insert(storage_id, state);
                 }
+                SessionEffect::Unavailable(conn) => {
+                    panic!("the harness document always exists, yet {conn} was told unavailable")
+                }
+                SessionEffect::Created => panic!("the harness document exists from the start"),
             }
         }
     }
