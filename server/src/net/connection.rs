@@ -117,10 +117,7 @@ impl Connection {
             };
             let next = match frame {
                 None => Next::Close,
-                Some(Err(err)) => {
-                    self.reject(Reject::new("transport", format!("websocket error: {err}")));
-                    Next::Close
-                }
+                Some(Err(err)) => self.on_transport_error(err),
                 Some(Ok(frame)) => self.on_frame(frame).await,
             };
             if let Next::Close = next {
@@ -333,6 +330,33 @@ impl Connection {
         }));
         self.outbound.close(CloseReason::InvalidInput);
         Next::Close
+    }
+
+    /// A peer that goes away without a close handshake is ordinary (a phone loses signal); a
+    /// message over the size limit or a broken WebSocket frame is invalid input.
+    fn on_transport_error(&self, err: axum::Error) -> Next {
+        let err = match err.into_inner().downcast::<tungstenite::Error>() {
+            Ok(err) => *err,
+            Err(other) => {
+                return self.reject(Reject::new(
+                    "transport",
+                    format!("websocket error: {other}"),
+                ));
+            }
+        };
+        match err {
+            tungstenite::Error::Capacity(limit) => self.reject(Reject::new(
+                "too_large",
+                format!("{limit}; the server's limit is sync.max_message_bytes"),
+            )),
+            tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_) => {
+                self.reject(Reject::new("transport", format!("websocket error: {err}")))
+            }
+            other => {
+                debug!(error = %other, "connection ended without a close handshake");
+                Next::Close
+            }
+        }
     }
 
     fn touch(&self) {
