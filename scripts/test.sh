@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole Syncline test suite: builds the workspace binaries, runs the Rust tests, then the
-# JavaScript interop suite (the real automerge-repo client against target/debug/syncline-server).
+# JavaScript interop suite (the real automerge-repo client against target/debug/syncline-server),
+# then a short run of the load benchmark to prove it still works end to end.
 #
 # usage: ./scripts/test.sh
 #
@@ -13,7 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 STAGE=0
-STAGES=4
+STAGES=5
 FAILED=()
 
 header() {
@@ -56,6 +57,11 @@ header "npm install (tests/js)"
 header "node --test tests/js/ (JavaScript interop, server: $SYNCLINE_SERVER_BIN)"
 if ! node --test --test-concurrency=1 tests/js/; then
   FAILED+=("node --test tests/js/")
+fi
+
+header "syncline-load --smoke (load benchmark, short run)"
+if ! "$TARGET_DIR/debug/syncline-load" --smoke; then
+  FAILED+=("syncline-load --smoke")
 fi
 
 echo

@@ -1,1 +1,286 @@
-fn main() {}
+//! `syncline-load`: a load benchmark that drives the real `syncline-server` binary with protocol
+//! peers and reports throughput, acknowledgement latency and what group commit made of it.
+//!
+//! Data flow: [`main`] makes sure the server binary can be found, then [`run`] starts it on a
+//! fresh data directory ([`Scratch`]) and runs one level per `--peers` value, one after another,
+//! against that one server. In a level ([`load`]) every peer is its own WebSocket connection and
+//! tokio task, looping "make one change, wait for its durable acknowledgement". Around each level
+//! the server's `/metrics` ([`scrape`]) and the CPU time of both processes ([`cpu`]) are read,
+//! and the level's row of the table ([`report`]) is printed as soon as it ends. At the end the
+//! server is stopped with SIGTERM and must exit 0.
+//!
+//! The exit status is non-zero if any peer failed, a level acknowledged no change, or the server
+//! did not stop cleanly; `--smoke` is the short run the test script uses to check exactly that.
+
+#![allow(
+    clippy::print_stdout,
+    reason = "the table on stdout is this benchmark's output"
+)]
+
+mod cpu;
+mod load;
+mod report;
+mod scrape;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Parser;
+use syncline_tests::server::{ServerOptions, ServerProcess, server_binary};
+
+use crate::cpu::cpu_time;
+use crate::load::Level;
+use crate::report::Row;
+use crate::scrape::{LevelMetrics, Snapshot};
+
+/// The variable through which `ServerProcess` is told where the server binary is.
+const SERVER_BIN_ENV: &str = "SYNCLINE_SERVER_BIN";
+
+/// How long the server may take to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Command-line flags.
+#[derive(Debug, Parser)]
+#[command(
+    name = "syncline-load",
+    about = "Load benchmark: peers change documents and wait for durable acknowledgement"
+)]
+struct Args {
+    /// Concurrency levels, run one after another against the same server.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    peers: Vec<usize>,
+    /// Seconds each level runs.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// A peer stops after this many acknowledged changes even if time remains.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_changes: u64,
+    /// All peers of a level edit one document, to show the cost of fan-out.
+    #[arg(long)]
+    shared_doc: bool,
+    /// A short run that proves the benchmark works: peers 1,4 for 1 second each.
+    #[arg(long, conflicts_with_all = ["peers", "seconds"])]
+    smoke: bool,
+}
+
+impl Args {
+    /// The levels to run, with `--smoke` applied.
+    fn levels(&self) -> Result<Vec<Level>> {
+        let (peers, seconds) = if self.smoke {
+            (vec![1, 4], 1)
+        } else {
+            (self.peers.clone(), self.seconds)
+        };
+        ensure!(seconds > 0, "--seconds must be at least 1");
+        ensure!(self.max_changes > 0, "--max-changes must be at least 1");
+        ensure!(
+            peers.iter().all(|&n| n > 0),
+            "every --peers level needs at least one peer"
+        );
+        let level = |peers| Level {
+            peers,
+            shared_doc: self.shared_doc,
+            duration: Duration::from_secs(seconds),
+            max_changes: self.max_changes,
+        };
+        Ok(peers.into_iter().map(level).collect())
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let outcome = if std::env::var_os(SERVER_BIN_ENV).is_none() {
+        rerun_with_server_bin()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("start the tokio runtime")
+            .and_then(|runtime| runtime.block_on(run(&args)))
+            .map(|()| ExitCode::SUCCESS)
+    };
+    outcome.unwrap_or_else(|error| {
+        eprintln!("syncline-load: {error:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs this binary again with `SYNCLINE_SERVER_BIN` pointing at `syncline-server` beside it,
+/// and passes on its exit status.
+///
+/// `ServerProcess` looks for the server next to a test executable, which lives one directory
+/// deeper (`target/<profile>/deps/`) than this binary (`target/<profile>/`), unless the variable
+/// is set. Setting it in this process is `unsafe` in edition 2024, which the workspace forbids,
+/// so the variable is given to a child instead.
+fn rerun_with_server_bin() -> Result<ExitCode> {
+    let exe = std::env::current_exe().context("find this executable")?;
+    let server = exe.with_file_name("syncline-server");
+    ensure!(
+        server.is_file(),
+        "no server binary at {}: build it with the same profile \
+         (`cargo build [--release] -p syncline-server`) or set {SERVER_BIN_ENV}",
+        server.display()
+    );
+    let status = std::process::Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(SERVER_BIN_ENV, &server)
+        .status()
+        .with_context(|| format!("run {}", exe.display()))?;
+    let code = status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(1);
+    Ok(ExitCode::from(code))
+}
+
+/// Starts the server, runs every level, and stops the server: with SIGTERM when all went well
+/// (it must then exit 0), with SIGKILL after a failure.
+async fn run(args: &Args) -> Result<()> {
+    let levels = args.levels()?;
+    let scratch = Scratch::create()?;
+    print_header(args, &levels, &scratch);
+
+    let options = ServerOptions {
+        config: String::new(),
+        log_filter: "warn".to_owned(),
+    };
+    let server = ServerProcess::start(&scratch.data_dir(), &options).await?;
+    let log = server.log.clone();
+    let result = run_levels(&server, &levels).await;
+    match result {
+        Ok(()) => stop(server).await?,
+        Err(error) => {
+            // Best effort: the failure is what the operator needs to see.
+            let _ = server.kill().await;
+            return Err(error);
+        }
+    }
+
+    let lines = log.lines();
+    if !lines.is_empty() {
+        println!("\nserver logged {} warning or error lines:", lines.len());
+        lines.iter().take(20).for_each(|line| println!("  {line}"));
+    }
+    Ok(())
+}
+
+fn print_header(args: &Args, levels: &[Level], scratch: &Scratch) {
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let mode = if args.shared_doc {
+        "all peers edit one shared document"
+    } else {
+        "each peer edits its own document"
+    };
+    let seconds = levels.first().map_or(0, |l| l.duration.as_secs());
+    println!(
+        "syncline-load ({profile} build), server {}",
+        server_binary().display()
+    );
+    println!(
+        "{cpus} CPUs available (available_parallelism); the server and this load generator share \
+         them, so figures include contention between the two."
+    );
+    println!("mode: {mode}; {seconds} s per level; one change in flight per peer");
+    println!("data dir: {}\n", scratch.data_dir().display());
+    println!("{}", report::heading());
+}
+
+/// Runs the levels in order, printing each row; fails on the first level with a failed peer or
+/// no acknowledged change.
+async fn run_levels(server: &ServerProcess, levels: &[Level]) -> Result<()> {
+    for (index, level) in levels.iter().enumerate() {
+        let (row, errors) = run_level(server, level, &format!("load{index}")).await?;
+        println!("{}", row.line());
+
+        let failed = errors.len();
+        if let Some(first) = errors.into_iter().next() {
+            bail!("{failed} of {} peers failed; first: {first:#}", level.peers);
+        }
+        ensure!(
+            !row.latencies.is_empty(),
+            "no change was acknowledged with {} peers",
+            level.peers
+        );
+    }
+    println!("\n{}", report::LEGEND);
+    Ok(())
+}
+
+/// One level: prepare the peers, then measure between two metrics scrapes.
+async fn run_level(
+    server: &ServerProcess,
+    level: &Level,
+    name: &str,
+) -> Result<(Row, Vec<anyhow::Error>)> {
+    let server_pid = server.pid().to_string();
+    let prepared = load::prepare(&server.ws_url(), level, name)
+        .await
+        .with_context(|| format!("set up {} peers", level.peers))?;
+
+    let before = Snapshot::take(server.addr).await?;
+    let cpu_before = (cpu_time(&server_pid)?, cpu_time("self")?);
+    let outcome = prepared.run().await?;
+    let cpu_after = (cpu_time(&server_pid)?, cpu_time("self")?);
+    let after = Snapshot::take(server.addr).await?;
+
+    let row = Row {
+        peers: level.peers,
+        documents: level.documents(),
+        latencies: outcome.latencies,
+        elapsed: outcome.elapsed,
+        metrics: LevelMetrics::between(&before, &after)?,
+        server_cpu: cpu_after.0.saturating_sub(cpu_before.0),
+        generator_cpu: cpu_after.1.saturating_sub(cpu_before.1),
+    };
+    Ok((row, outcome.errors))
+}
+
+/// Stops the server with SIGTERM and requires a clean exit.
+async fn stop(server: ServerProcess) -> Result<()> {
+    let log = server.log.clone();
+    let status = server.terminate(STOP_TIMEOUT).await?;
+    ensure!(
+        status.success(),
+        "server exited with {status} after SIGTERM; log:\n{}",
+        log.lines().join("\n")
+    );
+    Ok(())
+}
+
+/// A fresh directory under the system temp dir for the server's database and config file,
+/// removed when the run ends.
+#[derive(Debug)]
+struct Scratch {
+    root: PathBuf,
+}
+
+impl Scratch {
+    fn create() -> Result<Self> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("syncline-load-{}-{nanos}", std::process::id());
+        let root = std::env::temp_dir().join(name);
+        std::fs::create_dir(&root).with_context(|| format!("create {}", root.display()))?;
+        Ok(Self { root })
+    }
+
+    /// The server's data directory; `ServerProcess` writes its config file beside it.
+    fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // Leftovers in the temp dir are harmless; a failure here must not hide the result.
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
