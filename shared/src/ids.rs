@@ -294,7 +294,7 @@ impl From<String> for PeerId {
 /// gossip heads per storage id, which is how a client learns what the server has saved.
 ///
 /// Kept as the text received: it is only compared and echoed, never interpreted.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct StorageId(pub String);
 
 impl StorageId {

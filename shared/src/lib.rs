@@ -9,9 +9,11 @@
 //! - [`session`]: the per-document sync state machine. A document worker feeds it decoded sync
 //!   and ephemeral messages and carries out the effects it returns: persist these changes, a
 //!   sync message is ready for that connection, relay this ephemeral message.
+//! - [`json`]: beside those layers, a document as JSON and JSON paths into it, for CLI and HTTP.
 //!
 //! Time and randomness come in as arguments, so tests drive everything deterministically.
 
 pub mod ids;
+pub mod json;
 pub mod protocol;
 pub mod session;

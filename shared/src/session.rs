@@ -16,6 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 use automerge::sync::{self, SyncDoc};
+use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{Automerge, AutomergeError, ChangeHash};
 
 use crate::ids::{PeerId, StorageId};
@@ -285,6 +286,32 @@ impl DocumentSession {
         }
         effects.extend(self.attached.keys().map(|c| SessionEffect::SyncReady(*c)));
         Ok(effects)
+    }
+
+    /// Makes a change of this replica's own: `f` runs in one Automerge transaction committed
+    /// with `time` (seconds since the epoch; Automerge's default of 0 would lose every timestamp
+    /// comparison). The result is `f`'s value and, if `f` wrote anything, the same effects as
+    /// a received change: one [`SessionEffect::Persist`] and a [`SessionEffect::SyncReady`] for
+    /// every attached connection. If `f` fails, nothing is changed and its error is returned.
+    pub fn change<O, E>(
+        &mut self,
+        time: i64,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<O, E>,
+    ) -> Result<(O, Vec<SessionEffect>), E> {
+        let before = self.doc.get_heads();
+        let options = |_: &O| CommitOptions::default().with_time(time);
+        let success = self
+            .doc
+            .transact_with(options, f)
+            .map_err(|failure| failure.error)?;
+        let mut effects = Vec::new();
+        if success.hash.is_some() {
+            self.exists = true;
+            self.unconfirmed += 1;
+            effects.push(SessionEffect::Persist(self.new_changes_since(&before)));
+            effects.extend(self.attached.keys().map(|c| SessionEffect::SyncReady(*c)));
+        }
+        Ok((success.result, effects))
     }
 
     fn new_changes_since(&self, before: &[ChangeHash]) -> Vec<NewChange> {
