@@ -145,6 +145,7 @@ async fn run(args: &Args) -> Result<()> {
     let options = ServerOptions {
         config: String::new(),
         log_filter: "warn".to_owned(),
+        ..ServerOptions::default()
     };
     let server = ServerProcess::start(&scratch.data_dir(), &options).await?;
     let log = server.log.clone();

@@ -87,6 +87,9 @@ pub struct ServerOptions {
     pub config: String,
     /// `RUST_LOG` for the child; `info` when empty.
     pub log_filter: String,
+    /// Where to listen; a free loopback port when `None`. A restart passes the address of the
+    /// previous run so that clients holding its URL find the new process.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl ServerProcess {
@@ -101,7 +104,11 @@ impl ServerProcess {
         };
         let mut child = Command::new(server_binary())
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(
+                options
+                    .listen
+                    .map_or_else(|| "127.0.0.1:0".to_owned(), |a| a.to_string()),
+            )
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--config")

@@ -192,7 +192,11 @@ impl Session {
         let url = parse_target(target)?;
         let path = JsonPath::from_str(path)?;
         let value = parse_json(value)?;
-        let document = self.open(url.document_id).await?;
+        // A local copy is changed even when no server answers: the change waits in the store.
+        let document = match self.client.document(url.document_id).await? {
+            local if local.exists() => local,
+            _ => self.open(url.document_id).await?,
+        };
         document
             .change(|tx| json::set_path(tx, &path, &value))
             .await?;
