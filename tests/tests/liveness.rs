@@ -315,3 +315,36 @@ fn put_int(doc: &mut automerge::AutoCommit, key: &str, value: i64) {
     use automerge::transaction::Transactable;
     doc.put(automerge::ROOT, key, value).expect("put");
 }
+
+/// Many changes sent back to back, without waiting for answers, land in one worker turn with
+/// several persist batches; every one is confirmed, so the peer is still answered and sees all
+/// of them acknowledged.
+#[tokio::test]
+async fn a_burst_of_changes_without_waiting_is_acknowledged() {
+    let (_dir, server) = start("").await;
+    let mut peer = RawPeer::connect(&server.ws_url(), "burst")
+        .await
+        .expect("connects");
+    let doc = peer
+        .create_document(|d| put_int(d, "n", 0))
+        .await
+        .expect("create");
+    let created = peer.heads(doc);
+    peer.wait_acknowledged(doc, &created, WAIT)
+        .await
+        .expect("created");
+
+    // 1. Fifty changes, each sent at once with its change; no frame is read in between.
+    for n in 1..=50 {
+        peer.change(doc, |d| put_int(d, "n", n))
+            .await
+            .expect("change sent");
+    }
+
+    // 2. The server acknowledges the last one (and so everything before it).
+    let heads = peer.heads(doc);
+    peer.wait_acknowledged(doc, &heads, WAIT)
+        .await
+        .expect("the burst is acknowledged");
+    assert_eq!(root_int(&mut peer, doc, "n"), Some(50));
+}

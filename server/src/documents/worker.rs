@@ -69,6 +69,9 @@ struct Worker {
     peers: HashMap<ConnectionId, Peer>,
     /// What the current turn will make durable.
     pending: DocumentWrite,
+    /// Persist batches the session handed out that `pending` holds: one turn may apply several
+    /// sync messages, and each of their batches is confirmed to the session once it is durable.
+    pending_batches: usize,
     /// Connections to tell, after the commit, that a sync message may be waiting.
     ready: BTreeSet<ConnectionId>,
     /// This server's peer id, the sender of everything it sends.
@@ -95,6 +98,7 @@ impl Worker {
             changes_since_snapshot,
             peers: HashMap::new(),
             pending: DocumentWrite::new(id),
+            pending_batches: 0,
             ready: BTreeSet::new(),
             server_peer: context.server_peer.clone(),
         })
@@ -264,6 +268,7 @@ impl Worker {
     }
 
     fn log_changes(&mut self, changes: Vec<syncline_shared::session::NewChange>) {
+        self.pending_batches += 1;
         let received_at_ms = now_ms();
         for change in changes {
             self.pending.changes.push(NewChange {
@@ -283,12 +288,13 @@ impl Worker {
     async fn flush(&mut self, context: &WorkerContext) -> Result<(), ()> {
         while !is_empty(&self.pending) {
             let write = std::mem::replace(&mut self.pending, DocumentWrite::new(self.id));
+            let batches = std::mem::take(&mut self.pending_batches);
             let changes = write.changes.len();
             if let Err(err) = context.writer.write(write).await {
                 error!(error = %err, changes, "storage write failed; unloading document and disconnecting its peers so they resync");
                 return Err(());
             }
-            if changes > 0 {
+            for _ in 0..batches {
                 let effects = self.session.committed();
                 self.apply(effects);
             }
