@@ -323,6 +323,7 @@ impl Live<'_> {
             .map_err(|error| Ended::Invalid(format!("sync data: {error}")))?;
         let advertised = decoded.heads.clone();
         let server = self.outbox.server.clone();
+        tracing::trace!(doc = %message.document_id, conn = %self.conn, heads = ?advertised, changes = decoded.changes.len(), "sync received");
 
         let (before, effects, pending) = {
             let mut state = entry.lock();
@@ -370,8 +371,10 @@ impl Live<'_> {
     async fn flush(&mut self) -> Result<(), Ended> {
         for doc in self.outbox.take() {
             let Some(message) = self.next_message(doc) else {
+                tracing::trace!(%doc, conn = %self.conn, "nothing to send");
                 continue;
             };
+            tracing::trace!(%doc, conn = %self.conn, kind = message.type_name(), "sync sent");
             self.socket.send(Frame::binary(message.encode())).await?;
         }
         Ok(())

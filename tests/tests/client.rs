@@ -20,6 +20,13 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// Reconnects fast, so restarts in these tests cost a fraction of a second.
 fn fast() -> ClientConfig {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("syncline_client=info")),
+        )
+        .try_init();
     ClientConfig {
         backoff: BackoffConfig {
             base: Duration::from_millis(50),
@@ -185,7 +192,9 @@ async fn a_server_restart_during_editing_loses_nothing() -> Result<()> {
             server = Some(ServerProcess::start(&data, &listen_on(Some(addr))).await?);
         }
     }
-    doc.wait_acknowledged(WAIT).await?;
+    doc.wait_acknowledged(WAIT)
+        .await
+        .with_context(|| format!("status: {:?}, heads {:?}", doc.status(), doc.heads()))?;
 
     // 2. A fresh client fetches the document from the server: all 120 entries, in order.
     let reader = Client::open(dir.path().join("reader"), fast()).await?;
