@@ -184,7 +184,7 @@ impl Client {
         let inner = Arc::clone(&self.inner);
         document
             .entry
-            .wait_until(timeout, |state| {
+            .wait_until("a server to deliver the document", timeout, |state| {
                 if state.session.exists() {
                     return Some(Ok(()));
                 }

@@ -153,6 +153,7 @@ impl Entry {
     /// Waits until `done` holds for the state, re-checking whenever the document changes.
     pub async fn wait_until(
         &self,
+        what: &'static str,
         timeout: Duration,
         mut done: impl FnMut(&mut EntryState) -> Option<Result<(), ClientError>>,
     ) -> Result<(), ClientError> {
@@ -170,7 +171,7 @@ impl Entry {
         tokio::time::timeout(timeout, check)
             .await
             .unwrap_or(Err(ClientError::Timeout {
-                what: "the document to sync",
+                what,
                 after: timeout,
             }))
     }
@@ -285,7 +286,11 @@ impl Document {
             let before = state.session.heads();
             let (result, effects) = state
                 .session
-                .change(crate::client::now_seconds(), f)
+                .change(
+                    automerge::transaction::CommitOptions::default()
+                        .with_time(crate::client::now_seconds()),
+                    f,
+                )
                 .map_err(Into::into)?;
             let pending = self
                 .entry
@@ -304,7 +309,7 @@ impl Document {
     pub async fn wait_acknowledged(&self, timeout: Duration) -> Result<(), ClientError> {
         let inner = Arc::clone(&self.inner);
         self.entry
-            .wait_until(timeout, |state| {
+            .wait_until("a server to acknowledge the document", timeout, |state| {
                 let servers = inner.connected_servers();
                 servers
                     .iter()
@@ -320,7 +325,7 @@ impl Document {
         let inner = Arc::clone(&self.inner);
         let id = self.entry.id;
         self.entry
-            .wait_until(timeout, |state| {
+            .wait_until("the document to sync with a server", timeout, |state| {
                 let connections = inner.connection_ids();
                 if !state.session.exists()
                     && !connections.is_empty()

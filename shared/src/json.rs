@@ -117,7 +117,8 @@ impl<R: ReadDoc> Version<'_, R> {
     }
 }
 
-fn scalar_to_json(scalar: &ScalarValue) -> Value {
+/// One scalar as JSON, by the mapping in the module doc.
+pub fn scalar_to_json(scalar: &ScalarValue) -> Value {
     match scalar {
         ScalarValue::Str(text) => Value::String(text.to_string()),
         ScalarValue::Int(n) | ScalarValue::Timestamp(n) => Value::from(*n),

@@ -9,11 +9,15 @@
 //! - [`session`]: the per-document sync state machine. A document worker feeds it decoded sync
 //!   and ephemeral messages and carries out the effects it returns: persist these changes, a
 //!   sync message is ready for that connection, relay this ephemeral message.
+//! - [`policy`]: what the server writes after a merge so every replica agrees: conflicting map
+//!   keys settled by the latest write's time, and calendar bookings confirmed or rejected so
+//!   that no night is sold twice. Here rather than in the server so clients can preview it.
 //! - [`json`]: beside those layers, a document as JSON and JSON paths into it, for CLI and HTTP.
 //!
 //! Time and randomness come in as arguments, so tests drive everything deterministically.
 
 pub mod ids;
 pub mod json;
+pub mod policy;
 pub mod protocol;
 pub mod session;

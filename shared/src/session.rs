@@ -180,6 +180,12 @@ impl DocumentSession {
         &self.doc
     }
 
+    /// Sets the author of this replica's own changes ([`change`](Self::change)). A server uses
+    /// one stable author, so its changes are told apart from clients' and keep one sequence.
+    pub fn set_author(&mut self, author: automerge::ActorId) {
+        self.doc.set_actor(author);
+    }
+
     /// The document's current heads (including changes not yet confirmed durable).
     pub fn heads(&self) -> Vec<ChangeHash> {
         self.doc.get_heads()
@@ -289,17 +295,18 @@ impl DocumentSession {
     }
 
     /// Makes a change of this replica's own: `f` runs in one Automerge transaction committed
-    /// with `time` (seconds since the epoch; Automerge's default of 0 would lose every timestamp
-    /// comparison). The result is `f`'s value and, if `f` wrote anything, the same effects as
-    /// a received change: one [`SessionEffect::Persist`] and a [`SessionEffect::SyncReady`] for
-    /// every attached connection. If `f` fails, nothing is changed and its error is returned.
+    /// with `options`, which should carry the current time (seconds since the epoch; Automerge's
+    /// default of 0 would lose every timestamp comparison). The result is `f`'s value and, if
+    /// `f` wrote anything, the same effects as a received change: one
+    /// [`SessionEffect::Persist`] and a [`SessionEffect::SyncReady`] for every attached
+    /// connection. If `f` fails, nothing is changed and its error is returned.
     pub fn change<O, E>(
         &mut self,
-        time: i64,
+        options: CommitOptions,
         f: impl FnOnce(&mut Transaction<'_>) -> Result<O, E>,
     ) -> Result<(O, Vec<SessionEffect>), E> {
         let before = self.doc.get_heads();
-        let options = |_: &O| CommitOptions::default().with_time(time);
+        let options = |_: &O| options;
         let success = self
             .doc
             .transact_with(options, f)
