@@ -89,8 +89,10 @@ pub(crate) struct Inner {
     next_connection: AtomicU64,
     /// The newest connection failure, for messages such as "server unreachable".
     last_error: Mutex<Option<String>>,
-    pub shutdown: CancellationToken,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Cancelled by `close`; each connection task runs under a child of it.
+    shutdown: CancellationToken,
+    /// Connection tasks and the tokens that stop them.
+    tasks: Mutex<Vec<(CancellationToken, JoinHandle<()>)>>,
 }
 
 impl Client {
@@ -133,8 +135,13 @@ impl Client {
     /// [`close`](Self::close), reconnecting with backoff whenever the connection drops.
     pub fn connect(&self, url: &str) -> Result<(), ClientError> {
         let request = connection::check_url(url)?;
-        let task = tokio::spawn(connection::run(Arc::clone(&self.inner), request));
-        lock(&self.inner.tasks).push(task);
+        let stop = self.inner.shutdown.child_token();
+        let task = tokio::spawn(connection::run(
+            Arc::clone(&self.inner),
+            request,
+            stop.clone(),
+        ));
+        lock(&self.inner.tasks).push((stop, task));
         Ok(())
     }
 
@@ -216,14 +223,24 @@ impl Client {
         lock(&self.inner.last_error).clone()
     }
 
+    /// Goes offline: closes every server connection and stops reconnecting, until
+    /// [`connect`](Self::connect) is called again. Documents stay usable; changes made now wait
+    /// in the store.
+    pub async fn disconnect(&self) {
+        let tasks = std::mem::take(&mut *lock(&self.inner.tasks));
+        for (stop, _) in &tasks {
+            stop.cancel();
+        }
+        for (_, task) in tasks {
+            let _ = task.await;
+        }
+    }
+
     /// Closes every connection and waits for the connection tasks to end. Local writes that
     /// were acknowledged to the caller are already durable.
     pub async fn close(&self) {
         self.inner.shutdown.cancel();
-        let tasks = std::mem::take(&mut *lock(&self.inner.tasks));
-        for task in tasks {
-            let _ = task.await;
-        }
+        self.disconnect().await;
     }
 }
 

@@ -28,6 +28,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, Request};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as Frame};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backoff::{Attempt, Backoff, reconnect_loop};
@@ -44,7 +45,7 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Why a live connection ended.
 #[derive(Debug, thiserror::Error)]
 enum Ended {
-    #[error("the client is closing")]
+    #[error("the client disconnected")]
     Shutdown,
     #[error("the server closed the connection")]
     Closed,
@@ -121,18 +122,17 @@ pub(crate) fn check_url(url: &str) -> Result<String, ClientError> {
     Ok(url.to_owned())
 }
 
-/// The connection task: attempts until the client closes.
-pub(crate) async fn run(inner: Arc<Inner>, url: String) {
+/// The connection task: attempts until `stop` is cancelled (by a disconnect or a close).
+pub(crate) async fn run(inner: Arc<Inner>, url: String, stop: CancellationToken) {
     let backoff = Backoff::new(inner.config.backoff, StdRng::from_os_rng());
-    let shutdown = inner.shutdown.clone();
-    reconnect_loop(backoff, shutdown, || attempt(&inner, &url)).await;
+    reconnect_loop(backoff, stop.clone(), || attempt(&inner, &url, &stop)).await;
 }
 
 /// One attempt: connect, and if that works, serve the connection until it ends.
-async fn attempt(inner: &Arc<Inner>, url: &str) -> Attempt {
+async fn attempt(inner: &Arc<Inner>, url: &str, stop: &CancellationToken) -> Attempt {
     let connected = tokio::select! {
         connected = connect(inner, url) => connected,
-        () = inner.shutdown.cancelled() => return Attempt::Failed,
+        () = stop.cancelled() => return Attempt::Failed,
     };
     let (socket, server_peer, server) = match connected {
         Ok(connected) => connected,
@@ -152,6 +152,7 @@ async fn attempt(inner: &Arc<Inner>, url: &str) -> Attempt {
         socket,
         outbox,
         conn,
+        stop,
     };
     let ended = live.serve().await;
     inner.remove_connection(conn);
@@ -232,6 +233,7 @@ struct Live<'a> {
     socket: Socket,
     outbox: Arc<Outbox>,
     conn: ConnectionId,
+    stop: &'a CancellationToken,
 }
 
 impl Live<'_> {
@@ -244,7 +246,7 @@ impl Live<'_> {
         loop {
             let step = tokio::select! {
                 biased;
-                () = self.inner.shutdown.cancelled() => {
+                () = self.stop.cancelled() => {
                     let _ = self.socket.close(None).await;
                     return Ended::Shutdown;
                 }

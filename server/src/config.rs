@@ -53,6 +53,7 @@ struct SyncFile {
     ping_interval_ms: Option<u64>,
     send_timeout_ms: Option<u64>,
     compact_after_changes: Option<u64>,
+    max_clock_skew_ms: Option<u64>,
 }
 
 /// Limits and timeouts of the sync endpoint.
@@ -71,6 +72,9 @@ pub struct SyncLimits {
     pub send_timeout: Duration,
     /// Fold the change log into a snapshot once this many changes were logged after the last.
     pub compact_after_changes: u64,
+    /// A change stamped further than this ahead of its receipt counts, for the conflict
+    /// policy, as stamped at its receipt plus this much.
+    pub max_clock_skew: Duration,
 }
 
 impl Default for SyncLimits {
@@ -82,6 +86,9 @@ impl Default for SyncLimits {
             ping_interval: Duration::from_secs(5),
             send_timeout: Duration::from_secs(30),
             compact_after_changes: 500,
+            max_clock_skew: Duration::from_secs(
+                syncline_shared::policy::DEFAULT_SKEW_SECONDS.unsigned_abs(),
+            ),
         }
     }
 }
@@ -180,6 +187,10 @@ impl SyncFile {
             compact_after_changes: self
                 .compact_after_changes
                 .unwrap_or(defaults.compact_after_changes),
+            max_clock_skew: self
+                .max_clock_skew_ms
+                .map(ms)
+                .unwrap_or(defaults.max_clock_skew),
         };
         limits.validate()?;
         Ok(limits)

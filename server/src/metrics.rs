@@ -45,6 +45,10 @@ pub struct Metrics {
     pub ephemeral_dropped: Counter,
     /// Snapshots written by compaction.
     pub compactions: Counter,
+    /// Map keys whose concurrent values the server settled by timestamp.
+    pub conflicts_resolved: Counter,
+    /// Bookings the server confirmed, rejected or put back, by the status it wrote.
+    pub booking_decisions: Family<ReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -65,6 +69,8 @@ impl Metrics {
             ephemeral_relayed: Counter::default(),
             ephemeral_dropped: Counter::default(),
             compactions: Counter::default(),
+            conflicts_resolved: Counter::default(),
+            booking_decisions: Family::default(),
             registry: Registry::default(),
         };
         let m = &metrics;
@@ -117,6 +123,16 @@ impl Metrics {
             "protocol_errors",
             "Connections closed for invalid input, by reason",
             m.protocol_errors.clone(),
+        );
+        registry.register(
+            "conflicts_resolved",
+            "Map keys whose concurrent values were settled by timestamp",
+            m.conflicts_resolved.clone(),
+        );
+        registry.register(
+            "booking_decisions",
+            "Bookings confirmed, rejected or put back by the server, by status written",
+            m.booking_decisions.clone(),
         );
         registry.register(
             "ephemeral_relayed",

@@ -2,11 +2,13 @@
 //!
 //! - [`server`]: runs the real `syncline-server` binary on a loopback port, reads its log and
 //!   metrics, and stops it by process id (SIGTERM or SIGKILL).
+//! - [`native`]: helpers for suites that drive the native client library.
 //! - [`peer`]: a protocol peer over a real WebSocket that creates, changes and opens documents
 //!   and waits for the server's durable acknowledgement; also sends raw messages and frames.
 //!
 //! The suites in `tests/tests/` use real components only: the real binary, real redb files, and
 //! real WebSockets.
 
+pub mod native;
 pub mod peer;
 pub mod server;

@@ -97,6 +97,9 @@ impl DocumentHandle {
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerContext {
     pub server_peer: PeerId,
+    /// The author of the server's own changes (conflict resolutions, booking decisions): the
+    /// storage id's bytes, so it is stable across restarts and tells those changes apart.
+    pub author: automerge::ActorId,
     pub storage: Storage,
     pub writer: Writer,
     pub metrics: Arc<Metrics>,
@@ -138,8 +141,14 @@ impl Registry {
         metrics: Arc<Metrics>,
         limits: SyncLimits,
     ) {
+        let id = storage.storage_id();
+        let author = uuid::Uuid::parse_str(id).map_or_else(
+            |_| automerge::ActorId::from(id.as_bytes()),
+            |uuid| automerge::ActorId::from(uuid.as_bytes().as_slice()),
+        );
         let context = WorkerContext {
             server_peer,
+            author,
             storage,
             writer,
             metrics,

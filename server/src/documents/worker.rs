@@ -11,11 +11,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use automerge::transaction::CommitOptions;
 use syncline_shared::ids::{DocumentId, PeerId, StorageId};
+use syncline_shared::policy;
 use syncline_shared::protocol::{DocUnavailable, Ephemeral, ErrorMessage, Message};
 use syncline_shared::session::{ConnectionId, DocumentSession, SessionEffect, SyncKind};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{Instrument, debug, error, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::{DocumentCommand, Registry, WorkerContext};
 use crate::metrics::Metrics;
@@ -76,6 +78,13 @@ struct Worker {
     ready: BTreeSet<ConnectionId>,
     /// This server's peer id, the sender of everything it sends.
     server_peer: PeerId,
+    /// Receipt times (seconds) of changes stamped further ahead of their receipt than the
+    /// allowed clock skew; the conflict policy counts them as stamped then, plus the skew.
+    /// Limit: kept in memory only, so after an unload such a change competes under its own
+    /// stamp in conflicts not yet resolved.
+    future_stamped: HashMap<automerge::ChangeHash, i64>,
+    /// The calendar problems reported last, so an unchanged problem is not logged every turn.
+    reported_problems: Vec<String>,
     metrics: Arc<Metrics>,
 }
 
@@ -85,10 +94,11 @@ impl Worker {
         let stored = tokio::task::spawn_blocking(move || load_stored(&storage, id))
             .await
             .map_err(|e| format!("load task failed: {e}"))??;
-        let (session, next_seq, changes_since_snapshot) = match stored {
+        let (mut session, next_seq, changes_since_snapshot) = match stored {
             Some((session, next_seq, logged)) => (session, next_seq, logged),
             None => (DocumentSession::absent(), 0, 0),
         };
+        session.set_author(context.author.clone());
         debug!(exists = session.exists(), next_seq, "document loaded");
         Ok(Self {
             id,
@@ -99,6 +109,8 @@ impl Worker {
             peers: HashMap::new(),
             pending: DocumentWrite::new(id),
             pending_batches: 0,
+            future_stamped: HashMap::new(),
+            reported_problems: Vec::new(),
             ready: BTreeSet::new(),
             server_peer: context.server_peer.clone(),
         })
@@ -145,10 +157,14 @@ impl Worker {
         context: &WorkerContext,
     ) -> bool {
         let mut generates = Vec::new();
+        let before = self.session.heads();
         self.handle(first, &mut generates, context).await;
         while generates.len() + 1 < MAX_TURN_COMMANDS {
             let Ok(command) = rx.try_recv() else { break };
             self.handle(command, &mut generates, context).await;
+        }
+        if !self.pending.changes.is_empty() {
+            self.apply_policy(&before, context);
         }
 
         if self.flush(context).await.is_err() {
@@ -270,7 +286,11 @@ impl Worker {
     fn log_changes(&mut self, changes: Vec<syncline_shared::session::NewChange>) {
         self.pending_batches += 1;
         let received_at_ms = now_ms();
+        let received_at = i64::try_from(received_at_ms / 1000).unwrap_or(i64::MAX);
         for change in changes {
+            if change.timestamp > received_at {
+                self.future_stamped.insert(change.hash, received_at);
+            }
             self.pending.changes.push(NewChange {
                 seq: self.next_seq,
                 hash: change.hash.0,
@@ -281,6 +301,66 @@ impl Worker {
             self.next_seq += 1;
             self.changes_since_snapshot += 1;
         }
+    }
+
+    /// After a merge: settles conflicts by timestamp and decides bookings, as one change of the
+    /// server's own that rides in the same storage transaction as the merge.
+    fn apply_policy(&mut self, before: &[automerge::ChangeHash], context: &WorkerContext) {
+        let skew = i64::try_from(context.limits.max_clock_skew.as_secs()).unwrap_or(i64::MAX);
+        let future = &self.future_stamped;
+        let effective = |hash: &automerge::ChangeHash, stamped: i64| match future.get(hash) {
+            Some(received) => stamped.min(received.saturating_add(skew)),
+            None => stamped,
+        };
+        let plan = policy::plan(self.session.document(), before, &context.author, effective);
+        self.report_problems(plan.problems.clone());
+        if plan.is_empty() {
+            return;
+        }
+        self.log_plan(&plan);
+
+        let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+        let options = CommitOptions::default()
+            .with_time(plan.time(now))
+            .with_message(plan.message());
+        match self.session.change(options, |tx| plan.apply(tx)) {
+            Ok(((), effects)) => self.apply(effects),
+            Err(err) => {
+                error!(error = %err, "cannot write the merge policy's change; the document keeps Automerge's winners")
+            }
+        }
+    }
+
+    fn log_plan(&self, plan: &policy::Plan) {
+        for resolution in &plan.resolutions {
+            let record = &resolution.record;
+            self.metrics.conflicts_resolved.inc();
+            info!(key = %record.path, winner = %record.winner, time = record.time, candidates = record.candidates, "conflict settled by the latest write");
+        }
+        for decision in &plan.decisions {
+            let record = &decision.record;
+            let status = match record.status.as_str() {
+                policy::calendar::CONFIRMED => "confirmed",
+                policy::calendar::REJECTED => "rejected",
+                _ => "reverted",
+            };
+            self.metrics
+                .booking_decisions
+                .get_or_create(&vec![("status", status)])
+                .inc();
+            let reason = record.reason.as_deref().unwrap_or("");
+            info!(booking = %record.booking, status = %record.status, reason, "booking decided");
+        }
+    }
+
+    fn report_problems(&mut self, problems: Vec<String>) {
+        if problems == self.reported_problems {
+            return;
+        }
+        for problem in &problems {
+            warn!(%problem, "calendar document has parts the server cannot use");
+        }
+        self.reported_problems = problems;
     }
 
     /// Makes the turn's writes durable and confirms them to the session. Confirming may release
