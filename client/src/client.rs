@@ -103,7 +103,11 @@ impl Client {
             .await
             .map_err(|_| ClientError::Closed)??;
         let writer = Writer::start(store.database())?;
-        let peer_id = PeerId(format!("syncline-{}", store.storage_id()));
+        // Fresh per process: a server that keeps a peer's sync state in memory across
+        // reconnects (the reference automerge-repo server does) would otherwise think a new
+        // process already has what the last one had, and stay silent.
+        let suffix: u32 = rand::random();
+        let peer_id = PeerId(format!("syncline-{}-{suffix:08x}", store.storage_id()));
         let inner = Inner {
             store,
             writer,
@@ -126,7 +130,7 @@ impl Client {
         self.inner.store.storage_id()
     }
 
-    /// The peer id this client joins servers as (stable per store).
+    /// The peer id this client joins servers as (one per process).
     pub fn peer_id(&self) -> &PeerId {
         &self.inner.peer_id
     }
@@ -161,6 +165,7 @@ impl Client {
                 session: DocumentSession::new(doc),
                 acknowledged: Default::default(),
                 unavailable: Default::default(),
+                heard: Default::default(),
                 rows: 0,
             },
         ));
@@ -311,10 +316,14 @@ impl Inner {
         lock(&self.entries).values().cloned().collect()
     }
 
-    /// Registers a connection that completed its handshake.
+    /// Registers a connection that completed its handshake, and wakes everyone waiting on a
+    /// document: a wait for a server may now be satisfiable.
     pub(crate) fn add_connection(&self, outbox: Arc<Outbox>) -> ConnectionId {
         let id = ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed));
         lock(&self.connections).insert(id, outbox);
+        for entry in self.loaded() {
+            entry.touch();
+        }
         id
     }
 
@@ -325,6 +334,7 @@ impl Inner {
             // The client keeps no sync states: a new connection starts afresh.
             let _ = state.session.detach(id);
             state.unavailable.remove(&id);
+            state.heard.remove(&id);
             drop(state);
             entry.touch();
         }
@@ -339,6 +349,14 @@ impl Inner {
         lock(&self.connections)
             .values()
             .map(|outbox| outbox.server.clone())
+            .collect()
+    }
+
+    /// The live connections with the storage id of the server behind each.
+    pub(crate) fn connected(&self) -> Vec<(ConnectionId, StorageId)> {
+        lock(&self.connections)
+            .iter()
+            .map(|(id, outbox)| (*id, outbox.server.clone()))
             .collect()
     }
 
@@ -379,6 +397,7 @@ fn load_state(store: &Store, id: DocumentId) -> Result<EntryState, ClientError> 
             session: DocumentSession::absent(),
             acknowledged: Default::default(),
             unavailable: Default::default(),
+            heard: Default::default(),
             rows: 0,
         });
     };
@@ -387,6 +406,7 @@ fn load_state(store: &Store, id: DocumentId) -> Result<EntryState, ClientError> 
         session,
         acknowledged,
         unavailable: Default::default(),
+        heard: Default::default(),
         rows: changes.len(),
     })
 }

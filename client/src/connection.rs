@@ -342,6 +342,7 @@ impl Live<'_> {
             if !advertised.is_empty() {
                 state.unavailable.remove(&self.conn);
             }
+            state.heard.insert(self.conn);
             let pending = entry.queue_persist(self.inner, &mut state, &effects, acknowledged);
             (before, effects, pending)
         };

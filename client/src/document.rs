@@ -55,6 +55,9 @@ pub(crate) struct EntryState {
     pub acknowledged: BTreeMap<StorageId, Vec<ChangeHash>>,
     /// Connections whose server said it does not have the document.
     pub unavailable: HashSet<ConnectionId>,
+    /// Connections whose server has sent a sync message for the document: only those tell
+    /// where the server stands now (the acknowledged heads may come from an earlier run).
+    pub heard: HashSet<ConnectionId>,
     /// Change rows written since the last snapshot.
     pub rows: usize,
 }
@@ -319,8 +322,9 @@ impl Document {
             .await
     }
 
-    /// Waits until a connected server holds exactly the local version (both sides' changes
-    /// exchanged), or fails with [`ClientError::Unavailable`] if the document exists nowhere.
+    /// Waits until a connected server, having answered on this connection, holds exactly the
+    /// local version (both sides' changes exchanged), or fails with
+    /// [`ClientError::Unavailable`] if the document exists nowhere.
     pub async fn wait_synced(&self, timeout: Duration) -> Result<(), ClientError> {
         let inner = Arc::clone(&self.inner);
         let id = self.entry.id;
@@ -333,11 +337,11 @@ impl Document {
                 {
                     return Some(Err(ClientError::Unavailable(id)));
                 }
-                let servers = inner.connected_servers();
-                servers
+                let in_step = inner
+                    .connected()
                     .iter()
-                    .any(|server| state.session.exists() && state.in_step_with(server))
-                    .then_some(Ok(()))
+                    .any(|(conn, server)| state.heard.contains(conn) && state.in_step_with(server));
+                (state.session.exists() && in_step).then_some(Ok(()))
             })
             .await
     }

@@ -31,9 +31,13 @@ impl DocumentId {
         Self(bytes)
     }
 
-    /// Makes a new id from random bytes supplied by the caller; this crate takes no randomness
-    /// of its own so that tests stay deterministic.
-    pub fn random_from(bytes: [u8; DOCUMENT_ID_LEN]) -> Self {
+    /// Makes a new id from random bytes supplied by the caller, shaped as a version 4 UUID
+    /// (version and variant bits set), as the JavaScript client makes them: older
+    /// automerge-repo peers refuse ids that are not UUIDs. This crate takes no randomness of
+    /// its own so that tests stay deterministic.
+    pub fn random_from(mut bytes: [u8; DOCUMENT_ID_LEN]) -> Self {
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
         Self(bytes)
     }
 
@@ -319,5 +323,21 @@ impl From<&str> for StorageId {
 impl From<String> for StorageId {
     fn from(text: String) -> Self {
         Self(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// New ids parse as version 4 UUIDs whatever the random bytes were.
+    #[test]
+    fn new_ids_are_version_4_uuids() {
+        for fill in [0x00, 0xff, 0x5a] {
+            let id = DocumentId::random_from([fill; DOCUMENT_ID_LEN]);
+            let uuid = uuid::Uuid::from_bytes(*id.as_bytes());
+            assert_eq!(uuid.get_version_num(), 4, "{uuid}");
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{uuid}");
+        }
     }
 }

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use syncline_client::{Client, ClientConfig, ClientError, Document};
 use syncline_shared::ids::{AutomergeUrl, DocumentId};
 use syncline_shared::json::{self, JsonPath};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -111,6 +112,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
+    // Installed before anything else, so an interrupt during start-up already ends `watch`
+    // cleanly (and overrides an inherited "ignore SIGINT").
+    let interrupt = signal(SignalKind::interrupt()).context("cannot watch for interrupts")?;
     let store = match &args.store {
         Some(dir) => dir.clone(),
         None => default_store()?,
@@ -126,7 +130,7 @@ async fn run(args: Args) -> Result<()> {
         online: !args.server.is_empty(),
         timeout: Duration::from_secs(args.timeout),
     };
-    let result = session.command(args.command).await;
+    let result = session.command(args.command, interrupt).await;
     client.close().await;
     result
 }
@@ -145,7 +149,8 @@ struct Session {
 }
 
 impl Session {
-    async fn command(&self, command: Command) -> Result<()> {
+    /// Runs one command; `interrupt` (SIGINT) ends `watch` with status 0.
+    async fn command(&self, command: Command, interrupt: Signal) -> Result<()> {
         match command {
             Command::Create { json } => self.create(&json).await,
             Command::Get { document } => self.get(&document).await,
@@ -154,7 +159,7 @@ impl Session {
                 path,
                 value,
             } => self.set(&document, &path, &value).await,
-            Command::Watch { document } => self.watch(&document).await,
+            Command::Watch { document } => self.watch(&document, interrupt).await,
             Command::Status { document } => self.status(&document).await,
             Command::List => self.list().await,
         }
@@ -203,7 +208,7 @@ impl Session {
         self.acknowledged(&document).await
     }
 
-    async fn watch(&self, target: &str) -> Result<()> {
+    async fn watch(&self, target: &str, mut interrupt: Signal) -> Result<()> {
         let url = parse_target(target)?;
         let document = self.client.document(url.document_id).await?;
         let mut events = document.subscribe();
@@ -218,7 +223,7 @@ impl Session {
                     Some(_) => print(&version_line(&document)),
                     None => return Ok(()),
                 },
-                interrupted = tokio::signal::ctrl_c() => return Ok(interrupted?),
+                _ = interrupt.recv() => return Ok(()),
             }
         }
     }
