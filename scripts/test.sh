@@ -45,6 +45,7 @@ cargo build --workspace --bins
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps |
   node -e 'let s = ""; process.stdin.on("data", d => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')"
 export SYNCLINE_SERVER_BIN="${SYNCLINE_SERVER_BIN:-$TARGET_DIR/debug/syncline-server}"
+export SYNCLINE_CLIENT_BIN="${SYNCLINE_CLIENT_BIN:-$TARGET_DIR/debug/syncline}"
 
 header "cargo test --workspace --no-fail-fast"
 if ! cargo test --workspace --no-fail-fast; then

@@ -77,7 +77,7 @@ test("the later-stamped write wins even where Automerge's own order picks the ot
 
     // 5. The conflict is settled in the document itself, not just in the view: one value left.
     assert.equal(Automerge.getConflicts(hostHandle.doc(), "price"), undefined)
-    assert.match(server.stderr(), /conflict settled by the latest write/)
+    await server.waitForStderr(/conflict settled by the latest write/, WAIT_MS)
   } finally {
     await host.close()
     await phone.close()

@@ -148,6 +148,14 @@ export async function startServer({ dataDir, extraArgs = [], env = {} } = {}) {
     dataDir,
     exited,
     stderr: () => stderrText,
+    /** Resolves once the server's stderr matches `pattern`, within `ms`. */
+    waitForStderr: (pattern, ms = 10_000) =>
+      waitForEvent(child.stderr, "data", {
+        checkNow: () => pattern.test(stderrText),
+        pred: () => pattern.test(stderrText),
+        ms,
+        what: () => `server stderr matching ${pattern}; stderr so far:\n${stderrText}`,
+      }),
     stdoutLines: () => [...stdoutLines],
     isRunning: () => child.exitCode === null && child.signalCode === null,
 
