@@ -111,6 +111,8 @@ struct Attached {
     /// Set for peers that keep their own copy durably; their sync state is worth saving.
     storage_id: Option<StorageId>,
     state: sync::State,
+    /// The heads of the last sync message sent to this connection.
+    advertised: Vec<ChangeHash>,
 }
 
 /// A document and the sync state of every connection attached to it.
@@ -224,6 +226,7 @@ impl DocumentSession {
                 peer,
                 storage_id,
                 state,
+                advertised: Vec::new(),
             },
         );
     }
@@ -356,7 +359,13 @@ impl DocumentSession {
     ///
     /// Returns `None` while changes are unconfirmed (the connection is remembered and reported
     /// ready again by [`committed`](Self::committed)), when the connection is not attached, or
-    /// when the peer is up to date.
+    /// when the peer is up to date and has been told the current heads.
+    ///
+    /// Automerge stays silent when the peer's last message already named our heads, but for a
+    /// peer those heads are only acknowledged (durable here) once we advertise them: if a peer
+    /// sends its changes and then, before our answer, a message naming the merged heads, the
+    /// changes' commit would otherwise never be announced. So a connection that has not been
+    /// sent the current heads always gets a message.
     pub fn generate(&mut self, conn: ConnectionId) -> Option<Vec<u8>> {
         if self.unconfirmed > 0 {
             if self.attached.contains_key(&conn) {
@@ -365,7 +374,12 @@ impl DocumentSession {
             return None;
         }
         let attached = self.attached.get_mut(&conn)?;
+        let heads = self.doc.get_heads();
+        if attached.advertised != heads {
+            attached.state.last_sent_heads.clear();
+        }
         let message = self.doc.generate_sync_message(&mut attached.state)?;
+        attached.advertised.clone_from(&message.heads);
         Some(message.encode())
     }
 

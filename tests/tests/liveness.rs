@@ -343,8 +343,9 @@ async fn a_burst_of_changes_without_waiting_is_acknowledged() {
 
     // 2. The server acknowledges the last one (and so everything before it).
     let heads = peer.heads(doc);
-    peer.wait_acknowledged(doc, &heads, WAIT)
-        .await
-        .expect("the burst is acknowledged");
+    if let Err(err) = peer.wait_acknowledged(doc, &heads, WAIT).await {
+        let acked = peer.acknowledged(doc);
+        panic!("the burst is not acknowledged: {err:#}; heads {heads:?}, acknowledged {acked:?}");
+    }
     assert_eq!(root_int(&mut peer, doc, "n"), Some(50));
 }
