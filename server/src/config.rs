@@ -41,6 +41,9 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     #[serde(default)]
     sync: SyncFile,
+    /// `[[bridge]]` tables, one per outbound target.
+    #[serde(default)]
+    bridge: Vec<crate::bridges::config::BridgeFile>,
 }
 
 /// The `[sync]` table: limits and timeouts of the sync endpoint.
@@ -102,6 +105,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Sync endpoint limits.
     pub sync: SyncLimits,
+    /// Outbound bridges, in file order.
+    pub bridges: Vec<crate::bridges::BridgeConfig>,
 }
 
 /// A configuration that cannot be used; the server exits with this message.
@@ -134,6 +139,7 @@ impl Default for Config {
                 .expect("the default listen address is valid"),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             sync: SyncLimits::default(),
+            bridges: Vec::new(),
         }
     }
 }
@@ -153,8 +159,29 @@ impl Config {
             config.data_dir = dir;
         }
         config.sync = file.sync.resolve()?;
+        config.bridges = resolve_bridges(file.bridge)?;
         Ok(config)
     }
+}
+
+/// Resolves every `[[bridge]]` table; names must be unique.
+fn resolve_bridges(
+    files: Vec<crate::bridges::config::BridgeFile>,
+) -> Result<Vec<crate::bridges::BridgeConfig>, ConfigError> {
+    let mut bridges: Vec<crate::bridges::BridgeConfig> = Vec::new();
+    for file in files {
+        let bridge = file
+            .resolve()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if bridges.iter().any(|b| b.name == bridge.name) {
+            return Err(ConfigError::Invalid(format!(
+                "two bridges are named {:?}",
+                bridge.name
+            )));
+        }
+        bridges.push(bridge);
+    }
+    Ok(bridges)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -251,6 +278,29 @@ mod tests {
         assert_eq!(config.listen.port(), 5000);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(config.sync.idle_unload, Duration::from_millis(250));
+    }
+
+    /// `[[bridge]]` tables resolve; a bad one is refused naming the bridge.
+    #[test]
+    fn bridges_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.toml");
+        let good = "[[bridge]]\nname = \"ledger\"\nkind = \"webhook\"\n\
+                    url = \"http://127.0.0.1:9/hook\"\ndocuments = \"calendar\"\n\
+                    secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nmode = \"events\"\n";
+        std::fs::write(&path, good).expect("write config");
+        let config = Config::from_args(args(Some(path.clone()))).expect("valid bridge");
+        assert_eq!(config.bridges.len(), 1);
+        assert_eq!(config.bridges[0].mode, crate::bridges::Mode::Events);
+        assert_eq!(
+            config.bridges[0].documents,
+            crate::bridges::DocumentFilter::Type("calendar".into())
+        );
+
+        let bad = good.replace("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "plain");
+        std::fs::write(&path, bad).expect("write config");
+        let err = Config::from_args(args(Some(path))).expect_err("bad secret");
+        assert!(err.to_string().contains("ledger"), "{err}");
     }
 
     #[test]

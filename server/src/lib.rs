@@ -14,6 +14,7 @@
 //!
 //! [`Server::start`] wires the stages; `main.rs` adds flags, logging and signals.
 
+pub mod bridges;
 pub mod config;
 pub mod documents;
 pub mod metrics;
