@@ -27,7 +27,7 @@ pub struct DocumentId([u8; DOCUMENT_ID_LEN]);
 
 impl DocumentId {
     /// Wraps sixteen bytes, for example read back from storage.
-    pub fn from_bytes(bytes: [u8; DOCUMENT_ID_LEN]) -> Self {
+    pub const fn from_bytes(bytes: [u8; DOCUMENT_ID_LEN]) -> Self {
         Self(bytes)
     }
 

@@ -523,6 +523,7 @@ fn is_empty(write: &DocumentWrite) -> bool {
         && write.changes.is_empty()
         && write.sync_states.is_empty()
         && write.snapshot.is_none()
+        && write.outbox_updates.is_empty()
 }
 
 fn now_ms() -> u64 {

@@ -10,10 +10,10 @@ use std::collections::HashSet;
 use redb::{ReadableTable, Table, WriteTransaction};
 use tracing::warn;
 
-use super::StorageError;
 use super::records::{ChangeMetaRecord, DocumentMeta, Record, SnapshotCoverage, SnapshotRecord};
 use super::tables::{self, DocKey, HashKey};
 use super::types::{DocumentWrite, NewChange, Snapshot};
+use super::{StorageError, outbox};
 
 /// What became of one write in a committed transaction.
 #[derive(Debug)]
@@ -52,6 +52,7 @@ struct BatchTables<'txn> {
     snapshots: Table<'txn, &'static DocKey, &'static [u8]>,
     documents: Table<'txn, &'static DocKey, &'static [u8]>,
     sync_states: Table<'txn, (&'static DocKey, &'static str), &'static [u8]>,
+    outbox: Table<'txn, (&'static str, &'static DocKey, u64), &'static [u8]>,
 }
 
 impl<'txn> BatchTables<'txn> {
@@ -63,6 +64,7 @@ impl<'txn> BatchTables<'txn> {
             snapshots: txn.open_table(tables::SNAPSHOTS)?,
             documents: txn.open_table(tables::DOCUMENTS)?,
             sync_states: txn.open_table(tables::SYNC_STATES)?,
+            outbox: txn.open_table(tables::OUTBOX)?,
         })
     }
 
@@ -82,6 +84,8 @@ impl<'txn> BatchTables<'txn> {
         };
 
         self.log(doc, write, &new, now_ms)?;
+        outbox::add_rows(&mut self.outbox, doc, &write.outbox, &new, now_ms)?;
+        outbox::update_rows(&mut self.outbox, doc, &write.outbox_updates, now_ms)?;
         for (peer, state) in &write.sync_states {
             self.sync_states
                 .insert((doc, peer.as_str()), state.as_slice())?;

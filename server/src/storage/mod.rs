@@ -17,6 +17,7 @@
 
 mod apply;
 mod error;
+mod outbox;
 mod read;
 mod records;
 mod tables;
@@ -33,8 +34,12 @@ use tracing::info;
 use crate::metrics::Metrics;
 
 pub use error::StorageError;
-pub use records::DocumentMeta;
-pub use types::{ChangeMeta, DocumentWrite, NewChange, Snapshot, StoredChange, StoredDocument};
+pub use outbox::OutboxRow;
+pub use records::{DocumentMeta, OutboxRecord};
+pub use types::{
+    ChangeMeta, DocumentWrite, NewChange, OutboxAction, OutboxRequest, OutboxUpdate, Snapshot,
+    StoredChange, StoredDocument,
+};
 pub use writer::{CommitReceipt, PendingCommit, Writer, WriterConfig};
 
 /// The database file's name inside the data directory.

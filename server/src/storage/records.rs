@@ -113,6 +113,40 @@ impl Record for SnapshotCoverage {
     const TABLE: &'static str = "snapshots";
 }
 
+/// One delivery waiting in the `outbox` table: what to send a bridge about a document, and
+/// where its retries stand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// The delivery id (`webhook-id`), fixed when the row is created and sent on every attempt.
+    pub id: String,
+    /// When the row was created, in milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+    /// The highest change seq the row stands for. A state row not attempted yet grows as new
+    /// changes coalesce into it.
+    pub upto_seq: u64,
+    /// Events mode: the change batch, by hash. Empty in state mode.
+    #[serde(with = "hash_list")]
+    pub hashes: Vec<[u8; 32]>,
+    /// Attempts made so far; the body is fixed by the first.
+    pub attempts: u32,
+    /// Not before this time (ms since the epoch) is the next attempt made.
+    pub next_attempt_ms: u64,
+    /// The request body as first sent, so a retry is byte for byte the same. Empty before the
+    /// first attempt.
+    #[serde(with = "bin")]
+    pub body: Vec<u8>,
+    /// The highest change seq reflected in `body` (state mode).
+    pub body_seq: u64,
+    /// Dead-lettered: no more attempts until an operator replays it.
+    pub dead: bool,
+    /// What the last failed attempt got, for the operator; empty if none failed.
+    pub last_error: String,
+}
+
+impl Record for OutboxRecord {
+    const TABLE: &'static str = "outbox";
+}
+
 /// Serde helpers for one byte string as MessagePack `bin`, for `Vec<u8>`, `Cow<[u8]>` and
 /// fixed-size arrays alike.
 mod bin {

@@ -39,6 +39,10 @@ pub(crate) const DOCUMENTS: TableDefinition<&DocKey, &[u8]> = TableDefinition::n
 pub(crate) const SYNC_STATES: TableDefinition<(&DocKey, &str), &[u8]> =
     TableDefinition::new("sync_states");
 
+/// `(bridge name, doc, row)` → `OutboxRecord`: deliveries not made yet, oldest row first.
+pub(crate) const OUTBOX: TableDefinition<(&str, &DocKey, u64), &[u8]> =
+    TableDefinition::new("outbox");
+
 /// Name → bytes: facts about the database itself.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -60,6 +64,7 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::Table
     txn.open_table(SNAPSHOTS)?;
     txn.open_table(DOCUMENTS)?;
     txn.open_table(SYNC_STATES)?;
+    txn.open_table(OUTBOX)?;
     txn.open_table(META)?;
     Ok(())
 }

@@ -87,6 +87,11 @@ pub struct DocumentWrite {
     /// transaction as `changes`, which are applied first. A snapshot older than the stored one
     /// is refused, since the changes between them are already gone.
     pub snapshot: Option<Snapshot>,
+    /// Bridges that must hear of this write's new changes; written in the same transaction, so
+    /// no change is committed without its deliveries.
+    pub outbox: Vec<OutboxRequest>,
+    /// What the dispatcher learnt about outbox rows of this document.
+    pub outbox_updates: Vec<OutboxUpdate>,
 }
 
 impl DocumentWrite {
@@ -98,6 +103,50 @@ impl DocumentWrite {
             changes: Vec::new(),
             sync_states: Vec::new(),
             snapshot: None,
+            outbox: Vec::new(),
+            outbox_updates: Vec::new(),
         }
     }
+}
+
+/// A bridge that wants to hear of a write's new changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRequest {
+    /// The bridge's name.
+    pub bridge: String,
+    /// Events mode: a row per change batch. Otherwise (state mode) the changes coalesce into
+    /// the newest row if it was not attempted yet.
+    pub events: bool,
+}
+
+/// A change to one outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxUpdate {
+    /// The bridge's name.
+    pub bridge: String,
+    /// The row.
+    pub row: u64,
+    /// What happened.
+    pub action: OutboxAction,
+}
+
+/// What the dispatcher records about a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxAction {
+    /// An attempt failed and another is due at `next_attempt_ms`; `body` (with the seq its
+    /// state covers) is what was sent, kept so retries send exactly the same.
+    Attempted {
+        attempts: u32,
+        next_attempt_ms: u64,
+        body: Vec<u8>,
+        body_seq: u64,
+        last_error: String,
+    },
+    /// The target took it. A state row that newer changes coalesced into after its body was
+    /// made becomes a fresh row (new id) for that newer state; any other row is removed.
+    Delivered,
+    /// No more attempts: kept for the operator.
+    Dead { attempts: u32, last_error: String },
+    /// An operator asked for it again: a fresh start at `now_ms`, same id.
+    Replay { now_ms: u64 },
 }
