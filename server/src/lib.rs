@@ -29,11 +29,13 @@ use syncline_shared::ids::{PeerId, StorageId};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use bridges::Dispatcher;
 use config::Config;
 use documents::Registry;
 use metrics::Metrics;
 use net::NetState;
 use storage::{Storage, WriterConfig};
+use tokio_util::sync::CancellationToken;
 
 /// How long shutdown waits for connections to close before it stops waiting for them.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
@@ -64,6 +66,9 @@ pub struct Server {
     net: Arc<NetState>,
     writer: storage::Writer,
     http: JoinHandle<()>,
+    dispatcher: Dispatcher,
+    /// Stops the bridges' delivery chains at shutdown.
+    bridges_stop: CancellationToken,
 }
 
 impl Server {
@@ -82,6 +87,9 @@ impl Server {
 
         let storage_id = StorageId(storage.storage_id().to_owned());
         let server_peer = PeerId(format!("syncline-{}", storage_id.0));
+        let bridges_stop = CancellationToken::new();
+        let dispatcher =
+            Dispatcher::start(&config.bridges, &storage, &writer, &metrics, &bridges_stop);
         let registry = Registry::new();
         registry.start(
             server_peer.clone(),
@@ -89,6 +97,7 @@ impl Server {
             writer.clone(),
             metrics.clone(),
             config.sync.clone(),
+            dispatcher.clone(),
         );
         let net = Arc::new(NetState::new(
             server_peer,
@@ -108,7 +117,7 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let app = net::router(net.clone());
+        let app = net::router(net.clone()).merge(bridges::admin::router(dispatcher.clone()));
         let shutdown = net.shutdown.clone();
         let http = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -124,6 +133,8 @@ impl Server {
             net,
             writer,
             http,
+            dispatcher,
+            bridges_stop,
         })
     }
 
@@ -157,6 +168,9 @@ impl Server {
         {
             error!("document workers did not finish in time; their last writes may be lost");
         }
+        // Deliveries in flight are abandoned; their rows resume from the outbox on next start.
+        self.bridges_stop.cancel();
+        self.dispatcher.stopped().await;
         drop(self.net);
         self.writer.shutdown().await;
         info!("shut down");

@@ -49,6 +49,16 @@ pub struct Metrics {
     pub conflicts_resolved: Counter,
     /// Bookings the server confirmed, rejected or put back, by the status it wrote.
     pub booking_decisions: Family<ReasonLabels, Counter>,
+    /// Delivery attempts, by bridge.
+    pub bridge_attempts: Family<ReasonLabels, Counter>,
+    /// Deliveries the target accepted, by bridge.
+    pub bridge_delivered: Family<ReasonLabels, Counter>,
+    /// Failed attempts, by bridge and class (retry, throttled, permanent, gone).
+    pub bridge_failures: Family<ReasonLabels, Counter>,
+    /// Rows dead-lettered, by bridge.
+    pub bridge_dead: Family<ReasonLabels, Counter>,
+    /// Seconds from a row's commit to its successful delivery.
+    pub bridge_delivery_seconds: Histogram,
 }
 
 impl Metrics {
@@ -71,6 +81,11 @@ impl Metrics {
             compactions: Counter::default(),
             conflicts_resolved: Counter::default(),
             booking_decisions: Family::default(),
+            bridge_attempts: Family::default(),
+            bridge_delivered: Family::default(),
+            bridge_failures: Family::default(),
+            bridge_dead: Family::default(),
+            bridge_delivery_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
             registry: Registry::default(),
         };
         let m = &metrics;
@@ -133,6 +148,31 @@ impl Metrics {
             "booking_decisions",
             "Bookings confirmed, rejected or put back by the server, by status written",
             m.booking_decisions.clone(),
+        );
+        registry.register(
+            "bridge_attempts",
+            "Delivery attempts, by bridge",
+            m.bridge_attempts.clone(),
+        );
+        registry.register(
+            "bridge_delivered",
+            "Deliveries accepted by their target, by bridge",
+            m.bridge_delivered.clone(),
+        );
+        registry.register(
+            "bridge_failures",
+            "Failed delivery attempts, by bridge and class",
+            m.bridge_failures.clone(),
+        );
+        registry.register(
+            "bridge_dead",
+            "Deliveries dead-lettered, by bridge",
+            m.bridge_dead.clone(),
+        );
+        registry.register(
+            "bridge_delivery_seconds",
+            "Time from a delivery's commit to its acceptance by the target",
+            m.bridge_delivery_seconds.clone(),
         );
         registry.register(
             "ephemeral_relayed",

@@ -111,6 +111,20 @@ async fn state_rows_coalesce_until_attempted() -> TestResult {
     let renewed = storage.outbox_head("state", &DOC)?.ok_or("a renewed row")?;
     assert_ne!(renewed.record.id, first_id);
     assert_eq!(renewed.record.attempts, 0);
+
+    // 5. A body made after newer rows were written covers them: delivering it retires them,
+    //    so the same state is not sent again under another id.
+    writer.write(update("state", 1, attempted(1, 6))).await?;
+    writer.write(changes(&[5], &[("state", false)])).await?;
+    writer.write(changes(&[6], &[("state", false)])).await?;
+    assert_eq!(storage.outbox_rows("state")?.len(), 2);
+    writer
+        .write(update("state", 1, OutboxAction::Delivered))
+        .await?;
+    assert!(
+        storage.outbox_rows("state")?.is_empty(),
+        "covered rows are done"
+    );
     Ok(())
 }
 

@@ -4,9 +4,19 @@
 //! - [`schedule`]: the retry schedule (a quick, fully jittered phase, then a long tail),
 //!   `Retry-After`, and what each HTTP status means for a row and its bridge.
 //! - [`webhook`]: Standard Webhooks signatures with rotating secrets.
+//! - [`body`]: the request bodies (state or change batch), built once per row.
+//! - [`admin`]: list bridges, replay dead rows, pause and resume.
+//! - [`dispatcher`]: one ordered chain per (bridge, document), retries, pauses, dead letters.
+//!
+//! Rows are written by the storage writer in the same transaction as the changes they describe
+//! (see `storage::outbox`); the dispatcher only reads them and records what happened.
 
+pub mod admin;
+pub mod body;
 pub mod config;
+pub mod dispatcher;
 pub mod schedule;
 pub mod webhook;
 
 pub use config::{BridgeConfig, DocumentFilter, Mode};
+pub use dispatcher::Dispatcher;

@@ -104,6 +104,8 @@ pub(crate) struct WorkerContext {
     pub writer: Writer,
     pub metrics: Arc<Metrics>,
     pub limits: SyncLimits,
+    /// Where committed changes are announced to bridges.
+    pub dispatcher: crate::bridges::Dispatcher,
 }
 
 /// All loaded documents.
@@ -140,6 +142,7 @@ impl Registry {
         writer: Writer,
         metrics: Arc<Metrics>,
         limits: SyncLimits,
+        dispatcher: crate::bridges::Dispatcher,
     ) {
         let id = storage.storage_id();
         let author = uuid::Uuid::parse_str(id).map_or_else(
@@ -153,6 +156,7 @@ impl Registry {
             writer,
             metrics,
             limits,
+            dispatcher,
         };
         *self
             .inner

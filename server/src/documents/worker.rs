@@ -22,7 +22,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use super::{DocumentCommand, Registry, WorkerContext};
 use crate::metrics::Metrics;
 use crate::net::outbound::{CloseReason, Outbound};
-use crate::storage::{DocumentWrite, NewChange, Snapshot, StoredDocument};
+use crate::storage::{DocumentWrite, NewChange, OutboxRequest, Snapshot, StoredDocument};
 
 /// Most commands taken in one turn; bounds the latency a single turn adds for the others.
 const MAX_TURN_COMMANDS: usize = 256;
@@ -166,9 +166,13 @@ impl Worker {
         if !self.pending.changes.is_empty() {
             self.apply_policy(&before, context);
         }
+        let bridges = self.request_deliveries(context);
 
         if self.flush(context).await.is_err() {
             return false;
+        }
+        for bridge in bridges {
+            context.dispatcher.notify(bridge, self.id);
         }
         self.notify_ready();
         for (conn, reply) in generates {
@@ -301,6 +305,27 @@ impl Worker {
             self.next_seq += 1;
             self.changes_since_snapshot += 1;
         }
+    }
+
+    /// Adds an outbox row request for every bridge that wants this turn's changes; returns the
+    /// bridges to wake once the turn is durable.
+    fn request_deliveries<'c>(&mut self, context: &'c WorkerContext) -> Vec<&'c str> {
+        if self.pending.changes.is_empty() {
+            return Vec::new();
+        }
+        let doc = self.session.document();
+        let kind = policy::calendar::text_at(doc, &automerge::ROOT, "type", None);
+        let mut woken = Vec::new();
+        for bridge in context.dispatcher.configs() {
+            if bridge.documents.matches(&self.id, kind.as_deref()) {
+                self.pending.outbox.push(OutboxRequest {
+                    bridge: bridge.name.clone(),
+                    events: bridge.mode.is_events(),
+                });
+                woken.push(bridge.name.as_str());
+            }
+        }
+        woken
     }
 
     /// After a merge: settles conflicts by timestamp and decides bookings, as one change of the

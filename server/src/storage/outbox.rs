@@ -118,12 +118,11 @@ pub(crate) fn update_rows(
                 record.last_error.clone_from(last_error);
             }
             OutboxAction::Delivered => {
-                let newer = record.hashes.is_empty() && record.upto_seq > record.body_seq;
-                if !newer {
-                    table.remove(key)?;
-                    continue;
+                table.remove(key)?;
+                if record.hashes.is_empty() {
+                    settle_state_rows(table, &update.bridge, doc, update.row, &record, now_ms)?;
                 }
-                record = fresh_record(record.upto_seq, Vec::new(), now_ms);
+                continue;
             }
             OutboxAction::Dead {
                 attempts,
@@ -141,6 +140,42 @@ pub(crate) fn update_rows(
             }
         }
         table.insert(key, record.encode()?.as_slice())?;
+    }
+    Ok(())
+}
+
+/// After a state row was delivered with a body reflecting `body_seq`: later rows the body
+/// already covers are done too (they would send the same state under another id), and if
+/// changes coalesced into the delivered row after its body was made and no later row stands
+/// for them, the row comes back fresh (new id) to send that newer state.
+fn settle_state_rows(
+    table: &mut OutboxTable<'_>,
+    bridge: &str,
+    doc: &DocKey,
+    row: u64,
+    delivered: &OutboxRecord,
+    now_ms: u64,
+) -> Result<(), StorageError> {
+    let mut covered = Vec::new();
+    let mut newer_behind = false;
+    for later in table.range((bridge, doc, row + 1)..=(bridge, doc, u64::MAX))? {
+        let (key, value) = later?;
+        let record = OutboxRecord::decode(value.value())?;
+        if record.dead || !record.hashes.is_empty() {
+            continue;
+        }
+        if record.attempts == 0 && record.upto_seq <= delivered.body_seq {
+            covered.push(key.value().2);
+        } else {
+            newer_behind = true;
+        }
+    }
+    for later in covered {
+        table.remove((bridge, doc, later))?;
+    }
+    if delivered.upto_seq > delivered.body_seq && !newer_behind {
+        let fresh = fresh_record(delivered.upto_seq, Vec::new(), now_ms);
+        table.insert((bridge, doc, row), fresh.encode()?.as_slice())?;
     }
     Ok(())
 }

@@ -1,0 +1,99 @@
+//! Request bodies, built from what storage holds when a row is first attempted.
+//!
+//! State mode sends the document as JSON at its durable heads, the same JSON `syncline get`
+//! prints; events mode sends the row's change batch. Either body is stored with the row on its
+//! first attempt, so every retry sends exactly the same bytes.
+
+use automerge::{Automerge, ChangeHash, ReadDoc};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use syncline_shared::ids::DocumentId;
+use syncline_shared::session::DocumentSession;
+
+use crate::storage::{OutboxRecord, Storage};
+
+/// A body and the highest change seq it reflects.
+#[derive(Debug)]
+pub struct Body {
+    /// The JSON bytes.
+    pub bytes: Vec<u8>,
+    /// The highest change seq of the document when the body was made.
+    pub seq: u64,
+}
+
+/// Why a body could not be made: the row cannot be delivered as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Storage failed; worth retrying.
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    /// The document is gone or does not load; the row is dead.
+    #[error("document {0} cannot be loaded: {1}")]
+    Document(DocumentId, String),
+}
+
+/// Builds the body of `record` for `document`. Blocking: reads and loads the document.
+pub fn build(
+    storage: &Storage,
+    document: DocumentId,
+    record: &OutboxRecord,
+) -> Result<Body, BodyError> {
+    let stored = storage
+        .load_document(&document)?
+        .ok_or_else(|| BodyError::Document(document, "not stored".to_owned()))?;
+    let seq = stored.next_seq.saturating_sub(1);
+    let snapshot = stored.snapshot.as_ref().map(|s| s.bytes.as_slice());
+    let changes = stored.changes.iter().map(|c| c.bytes.as_slice());
+    let session = DocumentSession::load(snapshot, changes)
+        .map_err(|e| BodyError::Document(document, e.to_string()))?;
+    let doc = session.document();
+    let value = match record.hashes.is_empty() {
+        true => state(document, doc),
+        false => events(document, doc, &record.hashes),
+    };
+    let bytes =
+        serde_json::to_vec(&value).map_err(|e| BodyError::Document(document, e.to_string()))?;
+    Ok(Body { bytes, seq })
+}
+
+fn heads(doc: &Automerge) -> Value {
+    doc.get_heads()
+        .iter()
+        .map(|head| Value::String(head.to_string()))
+        .collect()
+}
+
+fn state(document: DocumentId, doc: &Automerge) -> Value {
+    json!({
+        "type": "document.updated",
+        "document_id": document.to_string(),
+        "url": document.url(),
+        "heads": heads(doc),
+        "state": syncline_shared::json::to_json(doc),
+    })
+}
+
+fn events(document: DocumentId, doc: &Automerge, hashes: &[[u8; 32]]) -> Value {
+    let changes: Vec<Value> = hashes
+        .iter()
+        .filter_map(|hash| doc.get_change_by_hash(&ChangeHash(*hash)))
+        .map(|change| {
+            json!({
+                "hash": change.hash().to_string(),
+                "author": change.actor_id().to_hex_string(),
+                "seq": change.seq(),
+                "time": change.timestamp(),
+                "message": change.message(),
+                "bytes": STANDARD.encode(change.raw_bytes()),
+            })
+        })
+        .collect();
+    json!({
+        "type": "document.changed",
+        "document_id": document.to_string(),
+        "url": document.url(),
+        "heads": heads(doc),
+        "changes": changes,
+    })
+}
