@@ -27,6 +27,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::body::{self, BodyError};
 use super::config::{BridgeConfig, Mode};
+use super::gate::Gate;
 use super::schedule::{Verdict, classify, retry_after};
 use super::webhook;
 use crate::metrics::Metrics;
@@ -84,9 +85,8 @@ struct Bridge {
     /// Documents with a running chain; `true` asks the chain to look again before it ends.
     chains: Mutex<HashMap<DocumentId, bool>>,
     permits: Semaphore,
-    /// No request starts before this (a 429's pause, or the rate limit's next slot).
-    paused_until: Mutex<Instant>,
-    next_slot: Mutex<Instant>,
+    /// A 429's pause and the rate limit, shared by the bridge's chains.
+    gate: Gate,
     /// Set by a 410 or by days of failures; cleared by an operator.
     disabled: AtomicBool,
     failing_since: Mutex<Option<SystemTime>>,
@@ -237,6 +237,7 @@ impl Bridge {
             .build()
             .unwrap_or_default();
         let permits = Semaphore::new(config.concurrency);
+        let gate = Gate::new(config.rate_per_second);
         Self {
             config,
             storage,
@@ -245,8 +246,7 @@ impl Bridge {
             client,
             chains: Mutex::new(HashMap::new()),
             permits,
-            paused_until: Mutex::new(Instant::now()),
-            next_slot: Mutex::new(Instant::now()),
+            gate,
             disabled: AtomicBool::new(false),
             failing_since: Mutex::new(None),
             shutdown,
@@ -395,11 +395,10 @@ impl Bridge {
             if self.disabled.load(Ordering::SeqCst) {
                 return false;
             }
-            let until = *lock(&self.paused_until);
-            if until <= Instant::now() {
+            let Some(wait) = self.gate.paused_for() else {
                 return true;
-            }
-            if !self.sleep(until - Instant::now()).await {
+            };
+            if !self.sleep(wait).await {
                 return false;
             }
         }
@@ -407,17 +406,8 @@ impl Bridge {
 
     /// Takes the next request slot of the rate limit.
     async fn wait_slot(&self) -> bool {
-        let Some(rate) = self.config.rate_per_second else {
-            return true;
-        };
-        let slot = {
-            let mut next = lock(&self.next_slot);
-            let slot = (*next).max(Instant::now());
-            *next = slot + Duration::from_secs_f64(1.0 / rate);
-            slot
-        };
-        self.sleep(slot.saturating_duration_since(Instant::now()))
-            .await
+        let wait = self.gate.take_slot();
+        wait.is_zero() || self.sleep(wait).await
     }
 
     async fn body(&self, row: &OutboxRow) -> Option<(Vec<u8>, u64)> {
@@ -518,8 +508,8 @@ impl Bridge {
         };
         if verdict == Verdict::Throttled {
             let pause = Duration::from_millis(next.map_or(0, |at| at.saturating_sub(now_ms())));
-            let until = Instant::now() + pause.max(wait.unwrap_or_default());
-            *lock(&self.paused_until) = until;
+            self.gate
+                .pause_until(Instant::now() + pause.max(wait.unwrap_or_default()));
             warn!(%id, pause_ms = pause.as_millis() as u64, "target throttles (429); pausing the whole bridge");
         }
         let action = match next {

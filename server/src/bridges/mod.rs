@@ -6,6 +6,7 @@
 //! - [`webhook`]: Standard Webhooks signatures with rotating secrets.
 //! - [`body`]: the request bodies (state or change batch), built once per row.
 //! - [`admin`]: list bridges, replay dead rows, pause and resume.
+//! - [`gate`]: a bridge's 429 pause and rate limit.
 //! - [`dispatcher`]: one ordered chain per (bridge, document), retries, pauses, dead letters.
 //!
 //! Rows are written by the storage writer in the same transaction as the changes they describe
@@ -15,6 +16,7 @@ pub mod admin;
 pub mod body;
 pub mod config;
 pub mod dispatcher;
+pub mod gate;
 pub mod schedule;
 pub mod webhook;
 

@@ -146,6 +146,35 @@ mod tests {
         assert_eq!(policy.max_attempts(), 17);
     }
 
+    /// Played out in paused time: seventeen attempts, the quick ones within a minute of the
+    /// first failure, the whole schedule spanning about a day (the tail's 27.6 h, ±10%).
+    #[tokio::test(start_paused = true)]
+    async fn the_schedule_spans_about_a_day() {
+        let policy = RetryPolicy::default();
+        let mut rng = StdRng::seed_from_u64(11);
+        let start = tokio::time::Instant::now();
+        let mut attempts = vec![start];
+        let mut failures = 0;
+        while let Some(delay) = policy.delay(failures + 1, None, &mut rng) {
+            failures += 1;
+            tokio::time::sleep(delay).await;
+            attempts.push(tokio::time::Instant::now());
+        }
+
+        assert_eq!(attempts.len(), 17);
+        let quick_phase = attempts[10] - start;
+        assert!(
+            quick_phase <= Duration::from_secs(100),
+            "quick phase took {quick_phase:?}"
+        );
+        let span = attempts[16] - start;
+        let tail = Duration::from_secs(1655 * 60);
+        assert!(
+            span >= tail.mul_f64(0.9) && span <= tail.mul_f64(1.1) + quick_phase,
+            "{span:?}"
+        );
+    }
+
     /// `Retry-After` is a minimum, never shortened by jitter.
     #[test]
     fn retry_after_is_a_minimum() {
