@@ -32,6 +32,7 @@ fn changes(seqs: &[u64], bridges: &[(&str, bool)]) -> DocumentWrite {
             .map(|&(bridge, events)| OutboxRequest {
                 bridge: bridge.to_owned(),
                 events,
+                booking: None,
             })
             .collect(),
         ..DocumentWrite::new(DOC)

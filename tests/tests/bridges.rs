@@ -304,3 +304,94 @@ async fn dead_letters_are_listed_and_replayed() -> Result<()> {
     );
     Ok(())
 }
+
+/// A calendar's booking decisions go out as their own events, and an events-mode bridge gets
+/// the change batch in log order: the guest's booking, then the server's decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booking_decisions_and_change_batches_are_announced() -> Result<()> {
+    use automerge::ObjType;
+
+    // 1. Two bridges to one receiver: state for calendars, events for everything.
+    let receiver = Receiver::start(|_| Reply::Status(200)).await?;
+    let dir = tempfile::tempdir()?;
+    let mut text =
+        config(&receiver.url(), "").replace("documents = \"*\"", "documents = \"calendar\"");
+    text.push_str(
+        &config(&receiver.url(), "mode = \"events\"\n")
+            .replace("name = \"hook\"", "name = \"log\""),
+    );
+    let server = ServerProcess::start(&dir.path().join("data"), &options(text, None)).await?;
+
+    // 2. A calendar with two overlapping pending bookings, in one change.
+    let mut peer = RawPeer::connect(&server.ws_url(), "guest").await?;
+    let doc = peer
+        .create_document(|d| {
+            d.put(automerge::ROOT, "type", "calendar").expect("put");
+            let bookings = d
+                .put_object(automerge::ROOT, "bookings", ObjType::Map)
+                .expect("map");
+            for (id, check_in) in [("ana", "2026-12-01"), ("ben", "2026-12-02")] {
+                let booking = d.put_object(&bookings, id, ObjType::Map).expect("map");
+                d.put(&booking, "check_in", check_in).expect("put");
+                d.put(&booking, "check_out", "2026-12-04").expect("put");
+                d.put(&booking, "status", "pending").expect("put");
+            }
+        })
+        .await?;
+    let heads = peer.heads(doc);
+    peer.wait_acknowledged(doc, &heads, WAIT).await?;
+
+    // 3. One booking.confirmed, one booking.rejected, and the change batches.
+    let kind = |d: &Delivery| d.json["type"].as_str().unwrap_or("").to_owned();
+    let deliveries = receiver
+        .wait_until(WAIT, |d| {
+            let kinds: Vec<String> = d.iter().map(kind).collect();
+            ["booking.confirmed", "booking.rejected", "document.updated"]
+                .iter()
+                .all(|k| kinds.iter().any(|seen| seen == k))
+                && kinds.iter().any(|k| k == "document.changed")
+        })
+        .await?;
+    let booking = |k: &str| {
+        deliveries
+            .iter()
+            .find(|d| kind(d) == k)
+            .map(|d| d.json["booking"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(booking("booking.confirmed")["id"], "ana");
+    assert_eq!(booking("booking.rejected")["id"], "ben");
+    assert_eq!(
+        booking("booking.rejected")["rejected_reason"],
+        "overlaps confirmed booking ana"
+    );
+
+    // 4. The batch (the guest's change and the server's decision, committed together) lists
+    //    its changes in log order.
+    let batch = deliveries
+        .iter()
+        .find(|d| kind(d) == "document.changed")
+        .context("a change batch")?;
+    let changes = batch.json["changes"].as_array().context("changes")?;
+    ensure!(
+        changes.first().is_some_and(|c| c["message"].is_null()),
+        "{changes:?}"
+    );
+    let decision = changes
+        .last()
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or("");
+    ensure!(
+        decision.starts_with("syncline-policy "),
+        "last change: {decision}"
+    );
+    for delivery in &deliveries {
+        verify(delivery)?;
+    }
+    peer.close().await?;
+    ensure!(
+        server.terminate(WAIT).await?.success(),
+        "server exit status"
+    );
+    Ok(())
+}

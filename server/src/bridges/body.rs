@@ -1,7 +1,8 @@
 //! Request bodies, built from what storage holds when a row is first attempted.
 //!
 //! State mode sends the document as JSON at its durable heads, the same JSON `syncline get`
-//! prints; events mode sends the row's change batch. Either body is stored with the row on its
+//! prints; events mode sends the row's change batch; a booking row sends `booking.confirmed` or
+//! `booking.rejected` with the booking. Either body is stored with the row on its
 //! first attempt, so every retry sends exactly the same bytes.
 
 use automerge::{Automerge, ChangeHash, ReadDoc};
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 use syncline_shared::ids::DocumentId;
 use syncline_shared::session::DocumentSession;
 
-use crate::storage::{OutboxRecord, Storage};
+use crate::storage::{BookingEvent, OutboxRecord, Storage};
 
 /// A body and the highest change seq it reflects.
 #[derive(Debug)]
@@ -48,9 +49,10 @@ pub fn build(
     let session = DocumentSession::load(snapshot, changes)
         .map_err(|e| BodyError::Document(document, e.to_string()))?;
     let doc = session.document();
-    let value = match record.hashes.is_empty() {
-        true => state(document, doc),
-        false => events(document, doc, &record.hashes),
+    let value = match (&record.booking, record.hashes.is_empty()) {
+        (Some(event), _) => booking(document, doc, event),
+        (None, true) => state(document, doc),
+        (None, false) => events(document, doc, &record.hashes),
     };
     let bytes =
         serde_json::to_vec(&value).map_err(|e| BodyError::Document(document, e.to_string()))?;
@@ -71,6 +73,23 @@ fn state(document: DocumentId, doc: &Automerge) -> Value {
         "url": document.url(),
         "heads": heads(doc),
         "state": syncline_shared::json::to_json(doc),
+    })
+}
+
+fn booking(document: DocumentId, doc: &Automerge, event: &BookingEvent) -> Value {
+    let state = syncline_shared::json::to_json(doc);
+    let mut booking = state["bookings"][event.id.as_str()].clone();
+    if let Value::Object(fields) = &mut booking {
+        fields.insert("id".to_owned(), Value::String(event.id.clone()));
+        // The decision announced, even if the booking has moved on since (say, cancelled).
+        fields.insert("status".to_owned(), Value::String(event.status.clone()));
+    }
+    json!({
+        "type": format!("booking.{}", event.status),
+        "document_id": document.to_string(),
+        "url": document.url(),
+        "heads": heads(doc),
+        "booking": booking,
     })
 }
 

@@ -22,7 +22,9 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use super::{DocumentCommand, Registry, WorkerContext};
 use crate::metrics::Metrics;
 use crate::net::outbound::{CloseReason, Outbound};
-use crate::storage::{DocumentWrite, NewChange, OutboxRequest, Snapshot, StoredDocument};
+use crate::storage::{
+    BookingEvent, DocumentWrite, NewChange, OutboxRequest, Snapshot, StoredDocument,
+};
 
 /// Most commands taken in one turn; bounds the latency a single turn adds for the others.
 const MAX_TURN_COMMANDS: usize = 256;
@@ -85,6 +87,8 @@ struct Worker {
     future_stamped: HashMap<automerge::ChangeHash, i64>,
     /// The calendar problems reported last, so an unchanged problem is not logged every turn.
     reported_problems: Vec<String>,
+    /// Bookings the policy confirmed or rejected this turn, to announce to bridges.
+    decided: Vec<BookingEvent>,
     metrics: Arc<Metrics>,
 }
 
@@ -111,6 +115,7 @@ impl Worker {
             pending_batches: 0,
             future_stamped: HashMap::new(),
             reported_problems: Vec::new(),
+            decided: Vec::new(),
             ready: BTreeSet::new(),
             server_peer: context.server_peer.clone(),
         })
@@ -315,15 +320,22 @@ impl Worker {
         }
         let doc = self.session.document();
         let kind = policy::calendar::text_at(doc, &automerge::ROOT, "type", None);
+        let decided = std::mem::take(&mut self.decided);
         let mut woken = Vec::new();
         for bridge in context.dispatcher.configs() {
-            if bridge.documents.matches(&self.id, kind.as_deref()) {
-                self.pending.outbox.push(OutboxRequest {
-                    bridge: bridge.name.clone(),
-                    events: bridge.mode.is_events(),
-                });
-                woken.push(bridge.name.as_str());
+            if !bridge.documents.matches(&self.id, kind.as_deref()) {
+                continue;
             }
+            let request = |booking| OutboxRequest {
+                bridge: bridge.name.clone(),
+                events: bridge.mode.is_events(),
+                booking,
+            };
+            self.pending.outbox.push(request(None));
+            self.pending
+                .outbox
+                .extend(decided.iter().cloned().map(|event| request(Some(event))));
+            woken.push(bridge.name.as_str());
         }
         woken
     }
@@ -349,7 +361,22 @@ impl Worker {
             .with_time(plan.time(now))
             .with_message(plan.message());
         match self.session.change(options, |tx| plan.apply(tx)) {
-            Ok(((), effects)) => self.apply(effects),
+            Ok(((), effects)) => {
+                self.apply(effects);
+                self.decided = plan
+                    .decisions
+                    .iter()
+                    .filter(|d| {
+                        let status = d.record.status.as_str();
+                        status == policy::calendar::CONFIRMED
+                            || status == policy::calendar::REJECTED
+                    })
+                    .map(|d| BookingEvent {
+                        id: d.record.booking.clone(),
+                        status: d.record.status.clone(),
+                    })
+                    .collect();
+            }
             Err(err) => {
                 error!(error = %err, "cannot write the merge policy's change; the document keeps Automerge's winners")
             }
@@ -364,10 +391,10 @@ impl Worker {
         }
         for decision in &plan.decisions {
             let record = &decision.record;
-            let status = match record.status.as_str() {
-                policy::calendar::CONFIRMED => "confirmed",
-                policy::calendar::REJECTED => "rejected",
-                _ => "reverted",
+            let status = match (record.reverted, record.status.as_str()) {
+                (true, _) => "reverted",
+                (false, policy::calendar::CONFIRMED) => "confirmed",
+                (false, _) => "rejected",
             };
             self.metrics
                 .booking_decisions

@@ -35,7 +35,7 @@ use crate::metrics::Metrics;
 
 pub use error::StorageError;
 pub use outbox::OutboxRow;
-pub use records::{DocumentMeta, OutboxRecord};
+pub use records::{BookingEvent, DocumentMeta, OutboxRecord};
 pub use types::{
     ChangeMeta, DocumentWrite, NewChange, OutboxAction, OutboxRequest, OutboxUpdate, Snapshot,
     StoredChange, StoredDocument,

@@ -34,7 +34,8 @@ fn rows_of<'a>(bridge: &'a str, doc: &'a DocKey) -> RangeInclusive<(&'a str, &'a
     (bridge, doc, 0)..=(bridge, doc, u64::MAX)
 }
 
-/// Adds or coalesces the rows a write's new changes call for.
+/// Adds or coalesces the rows a write's new changes call for (a booking row needs no new
+/// changes of its own: the decision rides in the same write as the server's change).
 pub(crate) fn add_rows(
     table: &mut OutboxTable<'_>,
     doc: &DocKey,
@@ -54,8 +55,10 @@ pub(crate) fn add_rows(
             }
             None => None,
         };
-        if !request.events
+        let is_state = !request.events && request.booking.is_none();
+        if is_state
             && let Some((row, mut record)) = newest.clone()
+            && is_state_row(&record)
             && record.attempts == 0
             && !record.dead
         {
@@ -68,10 +71,16 @@ pub(crate) fn add_rows(
             true => new.iter().map(|change| change.hash).collect(),
             false => Vec::new(),
         };
-        let record = fresh_record(upto_seq, hashes, now_ms);
+        let mut record = fresh_record(upto_seq, hashes, now_ms);
+        record.booking.clone_from(&request.booking);
         table.insert((bridge, doc, row), record.encode()?.as_slice())?;
     }
     Ok(())
+}
+
+/// Whether a row stands for the document's state (not a change batch, not a booking event).
+fn is_state_row(record: &OutboxRecord) -> bool {
+    record.hashes.is_empty() && record.booking.is_none()
 }
 
 fn fresh_record(upto_seq: u64, hashes: Vec<[u8; 32]>, now_ms: u64) -> OutboxRecord {
@@ -86,6 +95,7 @@ fn fresh_record(upto_seq: u64, hashes: Vec<[u8; 32]>, now_ms: u64) -> OutboxReco
         body_seq: 0,
         dead: false,
         last_error: String::new(),
+        booking: None,
     }
 }
 
@@ -119,7 +129,7 @@ pub(crate) fn update_rows(
             }
             OutboxAction::Delivered => {
                 table.remove(key)?;
-                if record.hashes.is_empty() {
+                if is_state_row(&record) {
                     settle_state_rows(table, &update.bridge, doc, update.row, &record, now_ms)?;
                 }
                 continue;
@@ -161,7 +171,7 @@ fn settle_state_rows(
     for later in table.range((bridge, doc, row + 1)..=(bridge, doc, u64::MAX))? {
         let (key, value) = later?;
         let record = OutboxRecord::decode(value.value())?;
-        if record.dead || !record.hashes.is_empty() {
+        if record.dead || !is_state_row(&record) {
             continue;
         }
         if record.attempts == 0 && record.upto_seq <= delivered.body_seq {

@@ -141,6 +141,18 @@ pub struct OutboxRecord {
     pub dead: bool,
     /// What the last failed attempt got, for the operator; empty if none failed.
     pub last_error: String,
+    /// A booking decision to announce, instead of the document's state or changes.
+    #[serde(default)]
+    pub booking: Option<BookingEvent>,
+}
+
+/// A booking the server confirmed or rejected, announced as its own event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookingEvent {
+    /// The booking's key under `bookings`.
+    pub id: String,
+    /// `confirmed` or `rejected`.
+    pub status: String,
 }
 
 impl Record for OutboxRecord {

@@ -117,6 +117,8 @@ pub struct OutboxRequest {
     /// Events mode: a row per change batch. Otherwise (state mode) the changes coalesce into
     /// the newest row if it was not attempted yet.
     pub events: bool,
+    /// A booking decision made in this write: its own row, whatever the mode.
+    pub booking: Option<super::records::BookingEvent>,
 }
 
 /// A change to one outbox row.

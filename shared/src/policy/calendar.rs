@@ -156,6 +156,7 @@ fn settle_status(booking: Booking, before: Option<&str>, server: &ActorId) -> Se
                     booking: booking.id.clone(),
                     status: previous.to_owned(),
                     reason: Some(reason),
+                    reverted: true,
                 },
             };
             Settled::Revert(decision, booking)
@@ -196,6 +197,7 @@ fn judge(
             booking: booking.id.clone(),
             status: status.to_owned(),
             reason,
+            reverted: false,
         },
     }
 }

@@ -42,6 +42,9 @@ pub struct BookingDecision {
     /// Why, for rejections and reverted client changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The server put back a status a client may not set, rather than deciding anew.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reverted: bool,
 }
 
 /// Everything one resolving change did.
