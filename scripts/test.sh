@@ -60,9 +60,12 @@ if ! node --test --test-concurrency=1 tests/js/; then
   FAILED+=("node --test tests/js/")
 fi
 
-header "syncline-load --smoke (load benchmark, short run)"
+header "syncline-load --smoke (load benchmark, short run, also through a webhook bridge)"
 if ! "$TARGET_DIR/debug/syncline-load" --smoke; then
   FAILED+=("syncline-load --smoke")
+fi
+if ! "$TARGET_DIR/debug/syncline-load" --smoke --bridge state; then
+  FAILED+=("syncline-load --smoke --bridge state")
 fi
 
 echo

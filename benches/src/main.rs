@@ -17,6 +17,7 @@
     reason = "the table on stdout is this benchmark's output"
 )]
 
+mod bridge;
 mod cpu;
 mod load;
 mod report;
@@ -25,6 +26,8 @@ mod scrape;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
@@ -60,6 +63,10 @@ struct Args {
     /// All peers of a level edit one document, to show the cost of fan-out.
     #[arg(long)]
     shared_doc: bool,
+    /// Also deliver every document through a webhook bridge (`state` or `events` mode) to a
+    /// receiver on loopback, and report deliveries per second and commit-to-delivery latency.
+    #[arg(long)]
+    bridge: Option<String>,
     /// A short run that proves the benchmark works: peers 1,4 for 1 second each.
     #[arg(long, conflicts_with_all = ["peers", "seconds"])]
     smoke: bool,
@@ -142,14 +149,21 @@ async fn run(args: &Args) -> Result<()> {
     let scratch = Scratch::create()?;
     print_header(args, &levels, &scratch);
 
+    let bridge = match &args.bridge {
+        Some(mode) => Some(bridge::Bridge::start(mode).await?),
+        None => None,
+    };
     let options = ServerOptions {
-        config: String::new(),
+        config: bridge
+            .as_ref()
+            .map(bridge::Bridge::config)
+            .unwrap_or_default(),
         log_filter: "warn".to_owned(),
         ..ServerOptions::default()
     };
     let server = ServerProcess::start(&scratch.data_dir(), &options).await?;
     let log = server.log.clone();
-    let result = run_levels(&server, &levels).await;
+    let result = run_levels(&server, &levels, bridge.as_ref(), args.bridge.as_deref()).await;
     match result {
         Ok(()) => stop(server).await?,
         Err(error) => {
@@ -195,10 +209,25 @@ fn print_header(args: &Args, levels: &[Level], scratch: &Scratch) {
 
 /// Runs the levels in order, printing each row; fails on the first level with a failed peer or
 /// no acknowledged change.
-async fn run_levels(server: &ServerProcess, levels: &[Level]) -> Result<()> {
+async fn run_levels(
+    server: &ServerProcess,
+    levels: &[Level],
+    bridge: Option<&bridge::Bridge>,
+    mode: Option<&str>,
+) -> Result<()> {
+    let mut bridge_lines = Vec::new();
     for (index, level) in levels.iter().enumerate() {
+        let before = Snapshot::take(server.addr).await?;
+        let (accepted, started) = (bridge.map_or(0, bridge::Bridge::accepted), Instant::now());
         let (row, errors) = run_level(server, level, &format!("load{index}")).await?;
         println!("{}", row.line());
+        if let Some(bridge) = bridge {
+            let drained = bridge.drained(server.addr).await?;
+            let after = Snapshot::take(server.addr).await?;
+            let delivered = bridge.accepted() - accepted;
+            let elapsed = drained - started;
+            bridge_lines.push(bridge.line(level.peers, delivered, elapsed, &before, &after)?);
+        }
 
         let failed = errors.len();
         if let Some(first) = errors.into_iter().next() {
@@ -211,6 +240,15 @@ async fn run_levels(server: &ServerProcess, levels: &[Level]) -> Result<()> {
         );
     }
     println!("\n{}", report::LEGEND);
+    if let Some(mode) = mode {
+        println!("{}", bridge::heading(mode));
+        bridge_lines.iter().for_each(|line| println!("{line}"));
+        println!(
+            "deliver/s: requests accepted by the receiver, from the level's start until the \
+             queue was empty.\np50/p99/mean_ms: the server's time from a row's commit to its \
+             acceptance (histogram bucket bounds for p50/p99)."
+        );
+    }
     Ok(())
 }
 

@@ -50,7 +50,7 @@ impl Snapshot {
     }
 
     /// The histogram exported as `<name>_bucket`, `<name>_sum` and `<name>_count`.
-    fn histogram(&self, name: &str) -> Result<Histogram> {
+    pub fn histogram(&self, name: &str) -> Result<Histogram> {
         let prefix = format!("{name}_bucket{{");
         let mut buckets: Vec<(f64, f64)> = self
             .series
@@ -94,7 +94,7 @@ pub struct Histogram {
 impl Histogram {
     /// What was observed after `earlier` was taken. Both come from the same server, so their
     /// bucket bounds match.
-    fn since(&self, earlier: &Self) -> Self {
+    pub fn since(&self, earlier: &Self) -> Self {
         let buckets = self
             .buckets
             .iter()
