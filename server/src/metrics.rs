@@ -59,6 +59,8 @@ pub struct Metrics {
     pub bridge_dead: Family<ReasonLabels, Counter>,
     /// Seconds from a row's commit to its successful delivery.
     pub bridge_delivery_seconds: Histogram,
+    /// Live outbox rows (waiting or in flight), by bridge; refreshed every few seconds.
+    pub bridge_queue_depth: Family<ReasonLabels, Gauge>,
 }
 
 impl Metrics {
@@ -86,6 +88,7 @@ impl Metrics {
             bridge_failures: Family::default(),
             bridge_dead: Family::default(),
             bridge_delivery_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
+            bridge_queue_depth: Family::default(),
             registry: Registry::default(),
         };
         let m = &metrics;
@@ -168,6 +171,11 @@ impl Metrics {
             "bridge_dead",
             "Deliveries dead-lettered, by bridge",
             m.bridge_dead.clone(),
+        );
+        registry.register(
+            "bridge_queue_depth",
+            "Deliveries waiting or in flight, by bridge",
+            m.bridge_queue_depth.clone(),
         );
         registry.register(
             "bridge_delivery_seconds",

@@ -1,8 +1,8 @@
 //! The admin HTTP API of the bridges, on the server's port.
 //!
 //! - `GET /admin/bridges`: every bridge with its queue depth, chains in flight and dead rows.
-//! - `POST /admin/bridges/{name}/replay[?since_ms=T]`: replays the dead rows (created at or
-//!   after `T`), keeping their ids.
+//! - `POST /admin/bridges/{name}/replay[?since_ms=T][&id=ID]`: replays the dead rows (created
+//!   at or after `T`; only row `ID` if given), keeping their ids.
 //! - `POST /admin/bridges/{name}/pause` and `/resume`.
 //!
 //! Limit: open to whoever reaches the port, like the rest of the server until authorization
@@ -35,6 +35,7 @@ async fn list(State(dispatcher): State<Dispatcher>) -> Response {
 #[derive(Debug, Deserialize)]
 struct Since {
     since_ms: Option<u64>,
+    id: Option<String>,
 }
 
 async fn replay(
@@ -42,7 +43,11 @@ async fn replay(
     Path(name): Path<String>,
     Query(since): Query<Since>,
 ) -> Response {
-    match dispatcher.replay(&name, since.since_ms.unwrap_or(0)).await {
+    let only = since.id.as_deref();
+    match dispatcher
+        .replay(&name, since.since_ms.unwrap_or(0), only)
+        .await
+    {
         Some(Ok(replayed)) => Json(json!({ "replayed": replayed })).into_response(),
         Some(Err(message)) => error(StatusCode::INTERNAL_SERVER_ERROR, "replay_failed", &message),
         None => unknown(&name),

@@ -34,21 +34,56 @@ pub enum BodyError {
     Document(DocumentId, String),
 }
 
-/// Builds the body of `record` for `document`. Blocking: reads and loads the document.
+/// A chain's copy of its document, brought up to date from storage before each body, so a
+/// busy document is not loaded whole for every delivery.
+#[derive(Debug, Default)]
+pub struct DocCache {
+    /// The document and the seq after the last change applied to it.
+    loaded: Option<(Automerge, u64)>,
+}
+
+impl DocCache {
+    /// The document as stored now, and its highest change seq. Blocking.
+    fn current(
+        &mut self,
+        storage: &Storage,
+        document: DocumentId,
+    ) -> Result<(&Automerge, u64), BodyError> {
+        let fail = |e: automerge::AutomergeError| BodyError::Document(document, e.to_string());
+        let newer = match &self.loaded {
+            Some((_, next)) => storage.changes_from(&document, *next)?,
+            None => None,
+        };
+        match (newer, &mut self.loaded) {
+            (Some(changes), Some((doc, next))) => {
+                for change in &changes {
+                    doc.load_incremental(&change.bytes).map_err(fail)?;
+                    *next = change.seq + 1;
+                }
+            }
+            _ => {
+                let stored = storage
+                    .load_document(&document)?
+                    .ok_or_else(|| BodyError::Document(document, "not stored".to_owned()))?;
+                let snapshot = stored.snapshot.as_ref().map(|s| s.bytes.as_slice());
+                let changes = stored.changes.iter().map(|c| c.bytes.as_slice());
+                let session = DocumentSession::load(snapshot, changes).map_err(fail)?;
+                self.loaded = Some((session.document().clone(), stored.next_seq));
+            }
+        }
+        let (doc, next) = self.loaded.as_ref().expect("loaded just above");
+        Ok((doc, next.saturating_sub(1)))
+    }
+}
+
+/// Builds the body of `record` for `document`, from `cache` brought up to date. Blocking.
 pub fn build(
     storage: &Storage,
+    cache: &mut DocCache,
     document: DocumentId,
     record: &OutboxRecord,
 ) -> Result<Body, BodyError> {
-    let stored = storage
-        .load_document(&document)?
-        .ok_or_else(|| BodyError::Document(document, "not stored".to_owned()))?;
-    let seq = stored.next_seq.saturating_sub(1);
-    let snapshot = stored.snapshot.as_ref().map(|s| s.bytes.as_slice());
-    let changes = stored.changes.iter().map(|c| c.bytes.as_slice());
-    let session = DocumentSession::load(snapshot, changes)
-        .map_err(|e| BodyError::Document(document, e.to_string()))?;
-    let doc = session.document();
+    let (doc, seq) = cache.current(storage, document)?;
     let value = match (&record.booking, record.hashes.is_empty()) {
         (Some(event), _) => booking(document, doc, event),
         (None, true) => state(document, doc),

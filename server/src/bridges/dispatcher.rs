@@ -25,13 +25,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use super::body::{self, BodyError};
+use super::body::{self, BodyError, DocCache};
 use super::config::{BridgeConfig, Mode};
 use super::gate::Gate;
 use super::schedule::{Verdict, classify, retry_after};
 use super::webhook;
 use crate::metrics::Metrics;
 use crate::storage::{DocumentWrite, OutboxAction, OutboxRow, OutboxUpdate, Storage, Writer};
+
+/// How often the queue-depth gauge is refreshed.
+const QUEUE_COUNT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A bridge failing for this long without one success is disabled.
 const DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
@@ -116,8 +119,12 @@ impl Dispatcher {
             })
             .collect();
         for bridge in &bridges {
-            let bridge = Arc::clone(bridge);
-            tokio::spawn(async move { bridge.resume_all().await });
+            let resumed = Arc::clone(bridge);
+            tokio::spawn(async move { resumed.resume_all().await });
+            let counted = Arc::clone(bridge);
+            bridge
+                .tasks
+                .spawn(async move { counted.count_queue().await });
         }
         Self {
             bridges: Arc::new(bridges),
@@ -179,9 +186,15 @@ impl Dispatcher {
         reports
     }
 
-    /// Gives every dead row of `bridge` created at or after `since_ms` a fresh start (same id)
-    /// and wakes its chain; the number replayed, or `None` if there is no such bridge.
-    pub async fn replay(&self, bridge: &str, since_ms: u64) -> Option<Result<usize, String>> {
+    /// Gives the dead rows of `bridge` created at or after `since_ms` (only the one with id
+    /// `only`, if given) a fresh start, same id, and wakes their chains; the number replayed, or
+    /// `None` if there is no such bridge.
+    pub async fn replay(
+        &self,
+        bridge: &str,
+        since_ms: u64,
+        only: Option<&str>,
+    ) -> Option<Result<usize, String>> {
         let bridge = self.bridges.iter().find(|b| b.config.name == bridge)?;
         let storage = bridge.storage.clone();
         let name = bridge.config.name.clone();
@@ -190,11 +203,13 @@ impl Dispatcher {
             Ok(Err(err)) => return Some(Err(err.to_string())),
             Err(err) => return Some(Err(err.to_string())),
         };
+        let chosen = |r: &&OutboxRow| {
+            r.record.dead
+                && r.record.created_at_ms >= since_ms
+                && only.is_none_or(|id| r.record.id == id)
+        };
         let mut replayed = 0;
-        for row in rows
-            .iter()
-            .filter(|r| r.record.dead && r.record.created_at_ms >= since_ms)
-        {
+        for row in rows.iter().filter(chosen) {
             if !bridge
                 .record(row, OutboxAction::Replay { now_ms: now_ms() })
                 .await
@@ -274,6 +289,25 @@ impl Bridge {
         }
     }
 
+    /// Keeps the queue-depth gauge current until shutdown.
+    async fn count_queue(self: Arc<Self>) {
+        loop {
+            let storage = self.storage.clone();
+            let name = self.config.name.clone();
+            let rows = tokio::task::spawn_blocking(move || storage.outbox_rows(&name)).await;
+            if let Ok(Ok(rows)) = rows {
+                let live = rows.iter().filter(|r| !r.record.dead).count();
+                self.metrics
+                    .bridge_queue_depth
+                    .get_or_create(&self.labels())
+                    .set(i64::try_from(live).unwrap_or(i64::MAX));
+            }
+            if !self.sleep(QUEUE_COUNT_INTERVAL).await {
+                return;
+            }
+        }
+    }
+
     /// Starts a chain for the document, or asks the running one to look again.
     fn wake(self: Arc<Self>, document: DocumentId) {
         {
@@ -291,9 +325,10 @@ impl Bridge {
 
     /// Delivers the document's rows one after another until none is live.
     async fn chain(self: Arc<Self>, document: DocumentId) {
+        let mut cache = Some(DocCache::default());
         while !self.shutdown.is_cancelled() {
             let delivered = match self.head(document).await {
-                Some(row) => self.deliver(row).await,
+                Some(row) => self.deliver(row, &mut cache).await,
                 None if self.finished(document) => return,
                 None => true,
             };
@@ -334,7 +369,7 @@ impl Bridge {
     }
 
     /// One attempt at a row; false if the chain must stop (shutdown, disabled bridge).
-    async fn deliver(&self, row: OutboxRow) -> bool {
+    async fn deliver(&self, row: OutboxRow, cache: &mut Option<DocCache>) -> bool {
         if !self.wait_turn(&row).await {
             return false;
         }
@@ -347,7 +382,7 @@ impl Bridge {
         }
 
         let attempt = row.record.attempts + 1;
-        let Some((body, body_seq)) = self.body(&row).await else {
+        let Some((body, body_seq)) = self.body(&row, cache).await else {
             return true;
         };
         // Recorded first: a crash during the request retries this id with this body.
@@ -410,14 +445,27 @@ impl Bridge {
         wait.is_zero() || self.sleep(wait).await
     }
 
-    async fn body(&self, row: &OutboxRow) -> Option<(Vec<u8>, u64)> {
+    /// The row's body: as first sent, or built now from the chain's document copy (which is
+    /// moved to a blocking thread and back).
+    async fn body(&self, row: &OutboxRow, cache: &mut Option<DocCache>) -> Option<(Vec<u8>, u64)> {
         if !row.record.body.is_empty() {
             return Some((row.record.body.clone(), row.record.body_seq));
         }
         let storage = self.storage.clone();
         let (document, record) = (row.document, row.record.clone());
-        let built = tokio::task::spawn_blocking(move || body::build(&storage, document, &record));
-        match built.await {
+        let mut copy = cache.take().unwrap_or_default();
+        let built = tokio::task::spawn_blocking(move || {
+            let body = body::build(&storage, &mut copy, document, &record);
+            (body, copy)
+        });
+        let built = match built.await {
+            Ok((body, copy)) => {
+                *cache = Some(copy);
+                Ok(body)
+            }
+            Err(join) => Err(join),
+        };
+        match built {
             Ok(Ok(body)) => Some((body.bytes, body.seq)),
             Ok(Err(BodyError::Storage(err))) => {
                 warn!(error = %err, "cannot read the document for its delivery; will retry in 1 s");

@@ -29,6 +29,24 @@ impl Storage {
         }))
     }
 
+    /// The change rows from `from_seq` on, to bring a copy loaded earlier up to date; `None` if
+    /// a compaction has folded some of them into the snapshot since (load the document anew).
+    /// Blocking.
+    pub fn changes_from(
+        &self,
+        id: &DocumentId,
+        from_seq: u64,
+    ) -> Result<Option<Vec<StoredChange>>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let doc = id.as_bytes();
+        let covered = snapshot(&txn, doc)?.map(|s| s.covered_seq);
+        if covered.is_some_and(|covered| covered >= from_seq) {
+            return Ok(None);
+        }
+        let after = from_seq.checked_sub(1);
+        changes_after(&txn, doc, after).map(Some)
+    }
+
     /// Reads the persisted sync state of a peer that has a storage id. Blocking.
     pub fn load_sync_state(
         &self,
