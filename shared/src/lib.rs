@@ -12,10 +12,12 @@
 //! - [`policy`]: what the server writes after a merge so every replica agrees: conflicting map
 //!   keys settled by the latest write's time, and calendar bookings confirmed or rejected so
 //!   that no night is sold twice. Here rather than in the server so clients can preview it.
+//! - [`ical`]: a calendar document as iCalendar events, for feeds and calendar bridges.
 //! - [`json`]: beside those layers, a document as JSON and JSON paths into it, for CLI and HTTP.
 //!
 //! Time and randomness come in as arguments, so tests drive everything deterministically.
 
+pub mod ical;
 pub mod ids;
 pub mod json;
 pub mod policy;
