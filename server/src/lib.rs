@@ -90,6 +90,7 @@ impl Server {
         let bridges_stop = CancellationToken::new();
         let dispatcher =
             Dispatcher::start(&config.bridges, &storage, &writer, &metrics, &bridges_stop);
+        let feed_storage = storage.clone();
         let registry = Registry::new();
         registry.start(
             server_peer.clone(),
@@ -117,7 +118,9 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let app = net::router(net.clone()).merge(bridges::admin::router(dispatcher.clone()));
+        let app = net::router(net.clone())
+            .merge(bridges::admin::router(dispatcher.clone()))
+            .merge(bridges::feed::router(feed_storage));
         let shutdown = net.shutdown.clone();
         let http = tokio::spawn(async move {
             let served = axum::serve(listener, app)

@@ -6,6 +6,7 @@
 //! - [`webhook`]: Standard Webhooks signatures with rotating secrets.
 //! - [`body`]: the request bodies (state or change batch), built once per row.
 //! - [`admin`]: list bridges, replay dead rows, pause and resume.
+//! - [`feed`]: the iCalendar feed export of calendar documents.
 //! - [`gate`]: a bridge's 429 pause and rate limit.
 //! - [`dispatcher`]: one ordered chain per (bridge, document), retries, pauses, dead letters.
 //!
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod body;
 pub mod config;
 pub mod dispatcher;
+pub mod feed;
 pub mod gate;
 pub mod schedule;
 pub mod webhook;

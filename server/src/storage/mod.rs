@@ -50,6 +50,8 @@ pub const DATABASE_FILE: &str = "syncline.redb";
 pub struct Storage {
     db: Arc<Database>,
     storage_id: Arc<str>,
+    /// The key behind per-document feed tokens; random, made once, kept for ever.
+    feed_secret: Arc<[u8; 32]>,
 }
 
 impl Storage {
@@ -68,12 +70,14 @@ impl Storage {
         check_schema(&txn)?;
         tables::create_all(&txn)?;
         let storage_id = storage_id(&txn)?;
+        let feed_secret = feed_secret(&txn)?;
         txn.commit()?;
 
         info!(%storage_id, path = %data_dir.display(), "storage open");
         Ok(Storage {
             db: Arc::new(db),
             storage_id: storage_id.into(),
+            feed_secret: Arc::new(feed_secret),
         })
     }
 
@@ -81,6 +85,12 @@ impl Storage {
     /// restarts for as long as the database file lives.
     pub fn storage_id(&self) -> &str {
         &self.storage_id
+    }
+
+    /// The secret that calendar feed tokens are derived from. Stable for the database's life,
+    /// so a feed URL handed to a booking site keeps working across restarts.
+    pub fn feed_secret(&self) -> &[u8; 32] {
+        &self.feed_secret
     }
 
     /// Starts the single storage writer on its own OS thread and returns a cloneable handle.
@@ -130,6 +140,18 @@ fn storage_id(txn: &WriteTransaction) -> Result<String, StorageError> {
 
     let fresh = uuid::Uuid::new_v4().to_string();
     meta.insert(tables::META_STORAGE_ID, fresh.as_bytes())?;
+    Ok(fresh)
+}
+
+/// Reads the feed secret, writing a fresh random one if the database has none yet.
+fn feed_secret(txn: &WriteTransaction) -> Result<[u8; 32], StorageError> {
+    let mut meta = txn.open_table(tables::META)?;
+    if let Some(stored) = meta.get(tables::META_FEED_SECRET)? {
+        return <[u8; 32]>::try_from(stored.value())
+            .map_err(|_| StorageError::Corrupt("feed secret is not 32 bytes".into()));
+    }
+    let fresh: [u8; 32] = rand::random();
+    meta.insert(tables::META_FEED_SECRET, fresh.as_slice())?;
     Ok(fresh)
 }
 

@@ -49,6 +49,9 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 /// `META` key of this database's storage id, a UUID v4 as UTF-8 text.
 pub(crate) const META_STORAGE_ID: &str = "storage_id";
 
+/// `META` key of the random 32 bytes that calendar feed tokens are derived from.
+pub(crate) const META_FEED_SECRET: &str = "feed_secret";
+
 /// `META` key of the schema version, a little-endian `u32`.
 pub(crate) const META_SCHEMA_VERSION: &str = "schema_version";
 
