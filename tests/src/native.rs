@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use automerge::ChangeHash;
 use syncline_client::{BackoffConfig, ClientConfig, Document};
+use syncline_shared::json::{JsonError, JsonPath, set_path};
 use tokio::time::Instant;
 
 /// A client configuration that reconnects within a fraction of a second, so restarts in tests
@@ -24,6 +25,14 @@ pub fn fast_config() -> ClientConfig {
         },
         ..ClientConfig::default()
     }
+}
+
+/// A change that sets `path` (dotted or JSON Pointer) to `value`, for `Document::change`.
+pub fn set(
+    path: &str,
+    value: serde_json::Value,
+) -> impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), JsonError> {
+    move |tx| set_path(tx, &path.parse::<JsonPath>()?, &value)
 }
 
 /// Heads in a stable order, for comparing replicas.

@@ -5,8 +5,8 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use serde_json::{Value, json};
 use syncline_client::Client;
-use syncline_shared::json::{JsonPath, create_root, set_path};
-use syncline_tests::native::{fast_config, settle};
+use syncline_shared::json::create_root;
+use syncline_tests::native::{fast_config, set, settle};
 use syncline_tests::server::{ServerOptions, ServerProcess};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -15,18 +15,6 @@ fn options() -> ServerOptions {
     ServerOptions {
         log_filter: "info".to_owned(),
         ..ServerOptions::default()
-    }
-}
-
-fn set(
-    path: &str,
-    value: Value,
-) -> impl FnOnce(
-    &mut automerge::transaction::Transaction<'_>,
-) -> Result<(), syncline_shared::json::JsonError> {
-    move |tx| {
-        let path: JsonPath = path.parse()?;
-        set_path(tx, &path, &value)
     }
 }
 

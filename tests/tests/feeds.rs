@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
 use syncline_client::Client;
-use syncline_shared::json::{JsonPath, create_root, set_path};
-use syncline_tests::native::{fast_config, settle};
+use syncline_shared::json::create_root;
+use syncline_tests::native::{fast_config, set, settle};
 use syncline_tests::server::{ServerOptions, ServerProcess, http_get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -49,15 +49,6 @@ async fn get(
         headers,
         body: body.to_owned(),
     })
-}
-
-fn set(
-    path: &str,
-    value: Value,
-) -> impl FnOnce(
-    &mut automerge::transaction::Transaction<'_>,
-) -> Result<(), syncline_shared::json::JsonError> {
-    move |tx| set_path(tx, &path.parse::<JsonPath>()?, &value)
 }
 
 /// A listing's feed shows its confirmed stay and blocked nights and nothing else; it answers

@@ -77,6 +77,13 @@ pub enum Mode {
     Events,
 }
 
+impl Mode {
+    /// Whether rows carry change batches.
+    pub fn is_events(self) -> bool {
+        self == Mode::Events
+    }
+}
+
 /// A resolved bridge.
 #[derive(Debug, Clone)]
 pub struct BridgeConfig {

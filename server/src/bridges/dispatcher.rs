@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::body::{self, BodyError, DocCache};
-use super::config::{BridgeConfig, Mode};
+use super::config::BridgeConfig;
 use super::gate::Gate;
 use super::schedule::{Verdict, classify, retry_after};
 use super::webhook;
@@ -649,13 +649,6 @@ fn verdict_label(verdict: Verdict) -> &'static str {
         Verdict::Throttled => "throttled",
         Verdict::Gone => "gone",
         Verdict::Permanent => "permanent",
-    }
-}
-
-impl Mode {
-    /// Whether rows carry change batches.
-    pub fn is_events(self) -> bool {
-        self == Mode::Events
     }
 }
 
