@@ -44,6 +44,34 @@ struct FileConfig {
     /// `[[bridge]]` tables, one per outbound target.
     #[serde(default)]
     bridge: Vec<crate::bridges::config::BridgeFile>,
+    #[serde(default)]
+    calendars: CalendarsFile,
+}
+
+/// The `[calendars]` table: polling of imported feeds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CalendarsFile {
+    import_interval_ms: Option<u64>,
+    import_timeout_ms: Option<u64>,
+}
+
+/// How imported calendar feeds are polled.
+#[derive(Debug, Clone)]
+pub struct CalendarLimits {
+    /// Time between two polls of every feed.
+    pub import_interval: Duration,
+    /// One request's limit.
+    pub import_timeout: Duration,
+}
+
+impl Default for CalendarLimits {
+    fn default() -> Self {
+        Self {
+            import_interval: Duration::from_secs(15 * 60),
+            import_timeout: Duration::from_secs(15),
+        }
+    }
 }
 
 /// The `[sync]` table: limits and timeouts of the sync endpoint.
@@ -107,6 +135,8 @@ pub struct Config {
     pub sync: SyncLimits,
     /// Outbound bridges, in file order.
     pub bridges: Vec<crate::bridges::BridgeConfig>,
+    /// Calendar feed import.
+    pub calendars: CalendarLimits,
 }
 
 /// A configuration that cannot be used; the server exits with this message.
@@ -140,6 +170,7 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             sync: SyncLimits::default(),
             bridges: Vec::new(),
+            calendars: CalendarLimits::default(),
         }
     }
 }
@@ -160,6 +191,19 @@ impl Config {
         }
         config.sync = file.sync.resolve()?;
         config.bridges = resolve_bridges(file.bridge)?;
+        let defaults = CalendarLimits::default();
+        config.calendars = CalendarLimits {
+            import_interval: file
+                .calendars
+                .import_interval_ms
+                .map_or(defaults.import_interval, Duration::from_millis)
+                .max(Duration::from_millis(10)),
+            import_timeout: file
+                .calendars
+                .import_timeout_ms
+                .map_or(defaults.import_timeout, Duration::from_millis)
+                .max(Duration::from_millis(10)),
+        };
         Ok(config)
     }
 }

@@ -91,15 +91,22 @@ impl Server {
         let dispatcher =
             Dispatcher::start(&config.bridges, &storage, &writer, &metrics, &bridges_stop);
         let feed_storage = storage.clone();
-        let registry = Registry::new();
-        registry.start(
-            server_peer.clone(),
-            storage,
-            writer.clone(),
-            metrics.clone(),
-            config.sync.clone(),
-            dispatcher.clone(),
+        let import_storage = storage.clone();
+        let importer = bridges::import::Importer::new(
+            config.calendars.import_interval,
+            config.calendars.import_timeout,
         );
+        let registry = Registry::new();
+        registry.start(documents::Services {
+            server_peer: server_peer.clone(),
+            storage,
+            writer: writer.clone(),
+            metrics: metrics.clone(),
+            limits: config.sync.clone(),
+            dispatcher: dispatcher.clone(),
+            importer: importer.clone(),
+        });
+        importer.start(import_storage, registry.clone(), bridges_stop.clone());
         let net = Arc::new(NetState::new(
             server_peer,
             storage_id,

@@ -203,6 +203,109 @@ fn stamp(seconds: i64) -> String {
     out
 }
 
+/// Most nights one imported event may block; a longer event is cut there, so a feed cannot
+/// make the server write years of nights.
+pub const MAX_EVENT_NIGHTS: usize = 366;
+
+/// Why an imported feed was not used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeedError {
+    /// The text is not an iCalendar file.
+    #[error("not an iCalendar file (no BEGIN:VCALENDAR)")]
+    NotICalendar,
+    /// An event's dates cannot be read.
+    #[error("event {index}: {why}")]
+    BadEvent {
+        /// The event's position in the file.
+        index: usize,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// The nights an imported feed (a booking site's export) blocks: every night from each
+/// event's `DTSTART` up to its exclusive `DTEND` (one night if it has none). Cancelled events
+/// block nothing. Date-times count by their date.
+pub fn nights_in_feed(text: &str) -> Result<std::collections::BTreeSet<String>, FeedError> {
+    let lines = unfold(text);
+    if !lines
+        .iter()
+        .any(|line| line.eq_ignore_ascii_case("BEGIN:VCALENDAR"))
+    {
+        return Err(FeedError::NotICalendar);
+    }
+    let mut nights = std::collections::BTreeSet::new();
+    let mut event: Option<Vec<&str>> = None;
+    let mut index = 0;
+    for line in &lines {
+        match (line.to_ascii_uppercase().as_str(), &mut event) {
+            ("BEGIN:VEVENT", _) => event = Some(Vec::new()),
+            ("END:VEVENT", Some(props)) => {
+                event_nights(props, index, &mut nights)?;
+                index += 1;
+                event = None;
+            }
+            (_, Some(props)) => props.push(line.as_str()),
+            _ => {}
+        }
+    }
+    Ok(nights)
+}
+
+/// Joins folded lines (a line break followed by a space or tab continues the line).
+fn unfold(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for raw in text.split('\n') {
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        match (raw.strip_prefix([' ', '\t']), lines.last_mut()) {
+            (Some(rest), Some(last)) => last.push_str(rest),
+            _ => lines.push(raw.to_owned()),
+        }
+    }
+    lines
+}
+
+fn event_nights(
+    props: &[&str],
+    index: usize,
+    nights: &mut std::collections::BTreeSet<String>,
+) -> Result<(), FeedError> {
+    let value = |name: &str| {
+        props.iter().find_map(|prop| {
+            let (key, value) = prop.split_once(':')?;
+            let key = key.split(';').next()?;
+            key.eq_ignore_ascii_case(name).then_some(value.trim())
+        })
+    };
+    if value("STATUS").is_some_and(|s| s.eq_ignore_ascii_case("CANCELLED")) {
+        return Ok(());
+    }
+    let bad = |why: String| FeedError::BadEvent { index, why };
+    let start = value("DTSTART").ok_or_else(|| bad("no DTSTART".to_owned()))?;
+    let start = ical_date(start).ok_or_else(|| bad(format!("DTSTART {start:?}")))?;
+    let end = match value("DTEND") {
+        Some(end) => ical_date(end).ok_or_else(|| bad(format!("DTEND {end:?}")))?,
+        None => next_day(&start),
+    };
+    let mut night = start;
+    for _ in 0..MAX_EVENT_NIGHTS {
+        if night >= end {
+            break;
+        }
+        let next = next_day(&night);
+        nights.insert(night);
+        night = next;
+    }
+    Ok(())
+}
+
+/// `20261224` or `20261224T150000Z` as `2026-12-24`, if it is a real date.
+fn ical_date(value: &str) -> Option<String> {
+    let digits = value.get(0..8)?;
+    let date = format!("{}-{}-{}", &digits[0..4], &digits[4..6], &digits[6..8]);
+    is_date(&date).then_some(date)
+}
+
 /// The day after a `YYYY-MM-DD` date (the input is checked by the caller).
 pub fn next_day(date: &str) -> String {
     let number = |range: std::ops::Range<usize>| date.get(range).and_then(|t| t.parse().ok());
@@ -241,6 +344,26 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A booking site's export: folded lines, a date-time, a cancelled event, a one-day event.
+    #[test]
+    fn feed_events_become_nights() {
+        let text = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTART;VALUE=DATE:20261230\r\n\
+                    DTEND;VALUE=DATE:2027\r\n 0102\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\n\
+                    DTSTART:20270110T150000Z\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nSTATUS:CANCELLED\r\n\
+                    DTSTART;VALUE=DATE:20270201\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let nights: Vec<String> = nights_in_feed(text).expect("a feed").into_iter().collect();
+        assert_eq!(
+            nights,
+            ["2026-12-30", "2026-12-31", "2027-01-01", "2027-01-10"]
+        );
+        assert_eq!(nights_in_feed("<html>"), Err(FeedError::NotICalendar));
+        let bad = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART:soon\nEND:VEVENT\n";
+        assert!(matches!(
+            nights_in_feed(bad),
+            Err(FeedError::BadEvent { .. })
+        ));
+    }
 
     #[test]
     fn next_day_crosses_months_years_and_leap_days() {

@@ -7,6 +7,7 @@
 //! - [`body`]: the request bodies (state or change batch), built once per row.
 //! - [`admin`]: list bridges, replay dead rows, pause and resume.
 //! - [`feed`]: the iCalendar feed export of calendar documents.
+//! - [`import`]: polling booking sites' iCalendar exports into blocked nights.
 //! - [`gate`]: a bridge's 429 pause and rate limit.
 //! - [`dispatcher`]: one ordered chain per (bridge, document), retries, pauses, dead letters.
 //!
@@ -19,6 +20,7 @@ pub mod config;
 pub mod dispatcher;
 pub mod feed;
 pub mod gate;
+pub mod import;
 pub mod schedule;
 pub mod webhook;
 

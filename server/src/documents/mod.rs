@@ -58,6 +58,11 @@ pub enum DocumentCommand {
     },
     /// The connection closed.
     Detach { conn: ConnectionId },
+    /// An imported feed now blocks exactly these nights for `channel`.
+    Import {
+        channel: String,
+        nights: std::collections::BTreeSet<String>,
+    },
 }
 
 /// The cloneable front of one document worker.
@@ -106,6 +111,27 @@ pub(crate) struct WorkerContext {
     pub limits: SyncLimits,
     /// Where committed changes are announced to bridges.
     pub dispatcher: crate::bridges::Dispatcher,
+    /// Polls the feeds calendar documents import.
+    pub importer: crate::bridges::import::Importer,
+}
+
+/// The server's parts a document worker uses, handed to [`Registry::start`].
+#[derive(Debug)]
+pub struct Services {
+    /// The server's peer id.
+    pub server_peer: PeerId,
+    /// The database.
+    pub storage: Storage,
+    /// The storage writer.
+    pub writer: Writer,
+    /// Server-wide metrics.
+    pub metrics: Arc<Metrics>,
+    /// Limits and timeouts.
+    pub limits: SyncLimits,
+    /// Where committed changes are announced to bridges.
+    pub dispatcher: crate::bridges::Dispatcher,
+    /// Polls the feeds calendar documents import.
+    pub importer: crate::bridges::import::Importer,
 }
 
 /// All loaded documents.
@@ -135,15 +161,16 @@ impl Registry {
     }
 
     /// Gives the registry what its workers need.
-    pub fn start(
-        &self,
-        server_peer: PeerId,
-        storage: Storage,
-        writer: Writer,
-        metrics: Arc<Metrics>,
-        limits: SyncLimits,
-        dispatcher: crate::bridges::Dispatcher,
-    ) {
+    pub fn start(&self, services: Services) {
+        let Services {
+            server_peer,
+            storage,
+            writer,
+            metrics,
+            limits,
+            dispatcher,
+            importer,
+        } = services;
         let id = storage.storage_id();
         let author = uuid::Uuid::parse_str(id).map_or_else(
             |_| automerge::ActorId::from(id.as_bytes()),
@@ -157,6 +184,7 @@ impl Registry {
             metrics,
             limits,
             dispatcher,
+            importer,
         };
         *self
             .inner

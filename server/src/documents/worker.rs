@@ -8,6 +8,8 @@
 //! itself, just as the storage writer batches documents.
 
 use std::collections::{BTreeSet, HashMap};
+
+use crate::bridges::import::Feed;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -85,6 +87,8 @@ struct Worker {
     /// Limit: kept in memory only, so after an unload such a change competes under its own
     /// stamp in conflicts not yet resolved.
     future_stamped: HashMap<automerge::ChangeHash, i64>,
+    /// The feeds this calendar imports, as last registered with the importer.
+    imports: Option<Vec<Feed>>,
     /// The calendar problems reported last, so an unchanged problem is not logged every turn.
     reported_problems: Vec<String>,
     /// Bookings the policy confirmed or rejected this turn, to announce to bridges.
@@ -114,6 +118,7 @@ impl Worker {
             pending: DocumentWrite::new(id),
             pending_batches: 0,
             future_stamped: HashMap::new(),
+            imports: None,
             reported_problems: Vec::new(),
             decided: Vec::new(),
             ready: BTreeSet::new(),
@@ -171,6 +176,7 @@ impl Worker {
         if !self.pending.changes.is_empty() {
             self.apply_policy(&before, context);
         }
+        self.track_imports(context);
         let bridges = self.request_deliveries(context);
 
         if self.flush(context).await.is_err() {
@@ -219,6 +225,7 @@ impl Worker {
                 let effect = self.session.detach(conn);
                 self.apply(effect.into_iter().collect());
             }
+            DocumentCommand::Import { channel, nights } => self.handle_import(&channel, &nights),
         }
     }
 
@@ -309,6 +316,52 @@ impl Worker {
             });
             self.next_seq += 1;
             self.changes_since_snapshot += 1;
+        }
+    }
+
+    /// Registers the calendar's `imports` with the importer (and stores them) when they changed.
+    fn track_imports(&mut self, context: &WorkerContext) {
+        if self.imports.is_some() && self.pending.changes.is_empty() {
+            return;
+        }
+        let feeds = read_imports(self.session.document());
+        if self.imports.as_ref() == Some(&feeds) {
+            return;
+        }
+        let stored = feeds
+            .iter()
+            .map(|f| (f.url.clone(), f.channel.clone()))
+            .collect();
+        context.importer.register(self.id, feeds.clone());
+        // A document that never imported has nothing stored to remove on its first look.
+        if self.imports.is_some() || !feeds.is_empty() {
+            self.pending.imports = Some(stored);
+        }
+        self.imports = Some(feeds);
+    }
+
+    /// Makes the nights `channel`'s feed blocks, and only those, blocked by it.
+    fn handle_import(&mut self, channel: &str, nights: &BTreeSet<String>) {
+        let doc = self.session.document();
+        if !self.session.exists() || !policy::calendar::is_calendar(doc) {
+            debug!(%channel, "feed import for a document that is not a calendar; ignored");
+            return;
+        }
+        let (block, free) = import_plan(doc, channel, nights);
+        if block.is_empty() && free.is_empty() {
+            return;
+        }
+        info!(%channel, blocked = block.len(), freed = free.len(), "imported feed changed the calendar");
+        let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+        let options = CommitOptions::default()
+            .with_time(now)
+            .with_message(format!("syncline-import {channel}"));
+        let written = self
+            .session
+            .change(options, |tx| write_import(tx, channel, &block, &free));
+        match written {
+            Ok(((), effects)) => self.apply(effects),
+            Err(err) => error!(error = %err, %channel, "cannot write an imported feed's nights"),
         }
     }
 
@@ -570,12 +623,109 @@ async fn refuse_all(mut rx: mpsc::Receiver<DocumentCommand>) {
     }
 }
 
+/// The `imports` list of a calendar document: each entry's `url` and `channel`.
+fn read_imports(doc: &automerge::Automerge) -> Vec<Feed> {
+    use automerge::{ObjType, ReadDoc, Value};
+    let Ok(Some((Value::Object(ObjType::List), list))) = doc.get(automerge::ROOT, "imports") else {
+        return Vec::new();
+    };
+    let mut feeds: Vec<Feed> = (0..doc.length(&list))
+        .filter_map(|index| match doc.get(&list, index) {
+            Ok(Some((Value::Object(ObjType::Map), entry))) => {
+                let text = |key| policy::calendar::text_at(doc, &entry, key, None);
+                Some(Feed {
+                    url: text("url")?,
+                    channel: text("channel")?,
+                })
+            }
+            _ => None,
+        })
+        .filter(|feed| feed.url.starts_with("http://") || feed.url.starts_with("https://"))
+        .collect();
+    feeds.sort();
+    feeds.dedup();
+    feeds
+}
+
+/// Nights to block for `channel` (in the feed, not yet blocked by it) and to free (blocked by
+/// it, no longer in the feed). Nights blocked by the host or another channel are left alone.
+fn import_plan(
+    doc: &automerge::Automerge,
+    channel: &str,
+    feed: &BTreeSet<String>,
+) -> (Vec<String>, Vec<String>) {
+    use automerge::{ObjType, ReadDoc, Value};
+    let nights = match doc.get(automerge::ROOT, "nights") {
+        Ok(Some((Value::Object(ObjType::Map), nights))) => Some(nights),
+        _ => None,
+    };
+    let blocked_by = |night: &str| -> Option<Option<String>> {
+        let nights = nights.as_ref()?;
+        let Ok(Some((Value::Object(ObjType::Map), obj))) = doc.get(nights, night) else {
+            return None;
+        };
+        let blocked = matches!(
+            doc.get(&obj, "blocked"),
+            Ok(Some((Value::Scalar(s), _))) if s.as_bool() == Some(true)
+        );
+        blocked.then(|| policy::calendar::text_at(doc, &obj, "blocked_by", None))
+    };
+    // A night already blocked, by this channel, another or the host, stays as it is.
+    let block = feed
+        .iter()
+        .filter(|night| blocked_by(night).is_none())
+        .cloned()
+        .collect();
+    let free = nights
+        .as_ref()
+        .map(|nights| {
+            doc.keys(nights)
+                .filter(|night| !feed.contains(night))
+                .filter(|night| blocked_by(night) == Some(Some(channel.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    (block, free)
+}
+
+fn write_import(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    channel: &str,
+    block: &[String],
+    free: &[String],
+) -> Result<(), automerge::AutomergeError> {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ReadDoc, Value};
+    let nights = match tx.get(automerge::ROOT, "nights")? {
+        Some((Value::Object(ObjType::Map), nights)) => nights,
+        _ => tx.put_object(automerge::ROOT, "nights", ObjType::Map)?,
+    };
+    let night_map = |tx: &mut automerge::transaction::Transaction<'_>, night: &str| match tx
+        .get(&nights, night)?
+    {
+        Some((Value::Object(ObjType::Map), obj)) => Ok(obj),
+        _ => tx.put_object(&nights, night, ObjType::Map),
+    };
+    for night in block {
+        let obj = night_map(tx, night)?;
+        tx.put(&obj, "blocked", true)?;
+        policy::put_text(tx, &obj, "blocked_by", channel)?;
+    }
+    for night in free {
+        let obj = night_map(tx, night)?;
+        tx.put(&obj, "blocked", false)?;
+        tx.delete(&obj, "blocked_by")?;
+    }
+    Ok(())
+}
+
 fn is_empty(write: &DocumentWrite) -> bool {
     write.created_at_ms.is_none()
         && write.changes.is_empty()
         && write.sync_states.is_empty()
         && write.snapshot.is_none()
         && write.outbox_updates.is_empty()
+        && write.imports.is_none()
 }
 
 fn now_ms() -> u64 {

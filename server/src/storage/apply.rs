@@ -10,7 +10,9 @@ use std::collections::HashSet;
 use redb::{ReadableTable, Table, WriteTransaction};
 use tracing::warn;
 
-use super::records::{ChangeMetaRecord, DocumentMeta, Record, SnapshotCoverage, SnapshotRecord};
+use super::records::{
+    ChangeMetaRecord, DocumentMeta, ImportsRecord, Record, SnapshotCoverage, SnapshotRecord,
+};
 use super::tables::{self, DocKey, HashKey};
 use super::types::{DocumentWrite, NewChange, Snapshot};
 use super::{StorageError, outbox};
@@ -53,6 +55,7 @@ struct BatchTables<'txn> {
     documents: Table<'txn, &'static DocKey, &'static [u8]>,
     sync_states: Table<'txn, (&'static DocKey, &'static str), &'static [u8]>,
     outbox: Table<'txn, (&'static str, &'static DocKey, u64), &'static [u8]>,
+    imports: Table<'txn, &'static DocKey, &'static [u8]>,
 }
 
 impl<'txn> BatchTables<'txn> {
@@ -65,6 +68,7 @@ impl<'txn> BatchTables<'txn> {
             documents: txn.open_table(tables::DOCUMENTS)?,
             sync_states: txn.open_table(tables::SYNC_STATES)?,
             outbox: txn.open_table(tables::OUTBOX)?,
+            imports: txn.open_table(tables::IMPORTS)?,
         })
     }
 
@@ -86,6 +90,18 @@ impl<'txn> BatchTables<'txn> {
         self.log(doc, write, &new, now_ms)?;
         outbox::add_rows(&mut self.outbox, doc, &write.outbox, &new, now_ms)?;
         outbox::update_rows(&mut self.outbox, doc, &write.outbox_updates, now_ms)?;
+        match &write.imports {
+            Some(feeds) if feeds.is_empty() => {
+                self.imports.remove(doc)?;
+            }
+            Some(feeds) => {
+                let record = ImportsRecord {
+                    feeds: feeds.clone(),
+                };
+                self.imports.insert(doc, record.encode()?.as_slice())?;
+            }
+            None => {}
+        }
         for (peer, state) in &write.sync_states {
             self.sync_states
                 .insert((doc, peer.as_str()), state.as_slice())?;

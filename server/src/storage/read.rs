@@ -8,6 +8,9 @@ use super::tables::{self, DocKey};
 use super::types::{ChangeMeta, Snapshot, StoredChange, StoredDocument};
 use super::{DocumentId, Storage, StorageError};
 
+/// The feeds one document imports, as `(url, channel)`.
+pub type ImportList = Vec<(String, String)>;
+
 impl Storage {
     /// Reads a document's newest snapshot plus the change rows after it, or `None` if the
     /// document was never written. Blocking: call it from `spawn_blocking`.
@@ -45,6 +48,19 @@ impl Storage {
         }
         let after = from_seq.checked_sub(1);
         changes_after(&txn, doc, after).map(Some)
+    }
+
+    /// Every document that imports feeds, with its `(url, channel)` list. Blocking.
+    pub fn imports(&self) -> Result<Vec<(DocumentId, ImportList)>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::IMPORTS)?;
+        let mut all = Vec::new();
+        for row in table.iter()? {
+            let (key, value) = row?;
+            let record = super::records::ImportsRecord::decode(value.value())?;
+            all.push((DocumentId::from_bytes(*key.value()), record.feeds));
+        }
+        Ok(all)
     }
 
     /// Reads the persisted sync state of a peer that has a storage id. Blocking.

@@ -146,6 +146,17 @@ pub struct OutboxRecord {
     pub booking: Option<BookingEvent>,
 }
 
+/// The feeds one calendar document imports, as `(url, channel)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportsRecord {
+    /// Each feed's URL and the channel its nights are blocked for.
+    pub feeds: Vec<(String, String)>,
+}
+
+impl Record for ImportsRecord {
+    const TABLE: &'static str = "imports";
+}
+
 /// A booking the server confirmed or rejected, announced as its own event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookingEvent {

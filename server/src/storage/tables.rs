@@ -43,6 +43,10 @@ pub(crate) const SYNC_STATES: TableDefinition<(&DocKey, &str), &[u8]> =
 pub(crate) const OUTBOX: TableDefinition<(&str, &DocKey, u64), &[u8]> =
     TableDefinition::new("outbox");
 
+/// `doc` → `ImportsRecord`: the external iCalendar feeds a calendar document imports, so the
+/// importer polls them after a restart without loading every document.
+pub(crate) const IMPORTS: TableDefinition<&DocKey, &[u8]> = TableDefinition::new("imports");
+
 /// Name → bytes: facts about the database itself.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -68,6 +72,7 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::Table
     txn.open_table(DOCUMENTS)?;
     txn.open_table(SYNC_STATES)?;
     txn.open_table(OUTBOX)?;
+    txn.open_table(IMPORTS)?;
     txn.open_table(META)?;
     Ok(())
 }

@@ -92,6 +92,8 @@ pub struct DocumentWrite {
     pub outbox: Vec<OutboxRequest>,
     /// What the dispatcher learnt about outbox rows of this document.
     pub outbox_updates: Vec<OutboxUpdate>,
+    /// The document's imported feeds changed to these (`(url, channel)`; empty: none).
+    pub imports: Option<Vec<(String, String)>>,
 }
 
 impl DocumentWrite {
@@ -105,6 +107,7 @@ impl DocumentWrite {
             snapshot: None,
             outbox: Vec::new(),
             outbox_updates: Vec::new(),
+            imports: None,
         }
     }
 }

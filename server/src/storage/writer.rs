@@ -53,7 +53,8 @@ pub struct CommitReceipt {
 type Reply = oneshot::Sender<Result<CommitReceipt, StorageError>>;
 
 enum Command {
-    Write(DocumentWrite, Reply),
+    /// Boxed: a write is large, and the queue holds many commands.
+    Write(Box<DocumentWrite>, Reply),
     /// Close the queue: everything queued before this is still committed.
     Shutdown,
 }
@@ -110,7 +111,10 @@ impl Writer {
     /// await the commit later. Waits for room while the queue is full.
     pub async fn queue(&self, write: DocumentWrite) -> Result<PendingCommit, StorageError> {
         let (reply, answer) = oneshot::channel();
-        let queued = self.commands.send(Command::Write(write, reply)).await;
+        let queued = self
+            .commands
+            .send(Command::Write(Box::new(write), reply))
+            .await;
         queued.map_err(|_| StorageError::WriterStopped)?;
         Ok(PendingCommit(answer))
     }
@@ -191,7 +195,7 @@ fn accept(
     batch: &mut Vec<(DocumentWrite, Reply)>,
 ) {
     match command {
-        Command::Write(write, reply) => batch.push((write, reply)),
+        Command::Write(write, reply) => batch.push((*write, reply)),
         // Refuses new sends; what is already queued is still received, then `None`.
         Command::Shutdown => queue.close(),
     }

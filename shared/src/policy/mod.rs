@@ -138,7 +138,8 @@ impl Plan {
     }
 }
 
-fn put_text(
+/// Puts `text` at `key` as a text object, as the JavaScript client writes strings.
+pub fn put_text(
     tx: &mut impl Transactable,
     obj: &automerge::ObjId,
     key: &str,
