@@ -32,6 +32,7 @@ need() {
 need cargo "install Rust with rustup: https://rustup.rs"
 need node "install Node.js 20 or newer"
 need npm "install npm (it ships with Node.js)"
+need python3 "install Python 3 with venv (for the Radicale CalDAV server the tests start)"
 NODE_MAJOR="$(node -p 'process.versions.node.split(".")[0]')"
 if [ "$NODE_MAJOR" -lt 20 ]; then
   echo "error: Node.js 20 or newer is required (found $(node --version))" >&2
@@ -45,6 +46,14 @@ cargo build --workspace --bins
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps |
   node -e 'let s = ""; process.stdin.on("data", d => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')"
 export SYNCLINE_SERVER_BIN="${SYNCLINE_SERVER_BIN:-$TARGET_DIR/debug/syncline-server}"
+
+# A real CalDAV server for the calendar bridge suite: Radicale from PyPI, in a virtualenv.
+RADICALE_VENV="$TARGET_DIR/radicale-venv"
+if [ ! -x "$RADICALE_VENV/bin/radicale" ]; then
+  python3 -m venv "$RADICALE_VENV"
+  "$RADICALE_VENV/bin/pip" install --quiet --disable-pip-version-check radicale==3.9.0
+fi
+export SYNCLINE_RADICALE_BIN="$RADICALE_VENV/bin/radicale"
 export SYNCLINE_CLIENT_BIN="${SYNCLINE_CLIENT_BIN:-$TARGET_DIR/debug/syncline}"
 
 header "cargo test --workspace --no-fail-fast"

@@ -130,35 +130,73 @@ fn map_at(doc: &Automerge, obj: &automerge::ObjId, key: &str) -> Option<automerg
     }
 }
 
+/// A document version's `SEQUENCE` (its change log's length) and `DTSTAMP` (its latest
+/// change's time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    sequence: usize,
+    stamp: String,
+}
+
+impl Version {
+    /// The current version of `doc`.
+    pub fn of(doc: &Automerge) -> Self {
+        let metas = doc.get_changes_meta(&[]);
+        Self {
+            sequence: metas.len(),
+            stamp: stamp(metas.iter().map(|m| m.timestamp).max().unwrap_or(0)),
+        }
+    }
+}
+
 /// The calendar as an iCalendar file (CRLF lines, folded at 75 octets).
 pub fn render(id: DocumentId, doc: &Automerge, detail: Detail) -> String {
-    let metas = doc.get_changes_meta(&[]);
-    let sequence = metas.len();
-    let stamp = stamp(metas.iter().map(|m| m.timestamp).max().unwrap_or(0));
+    let version = Version::of(doc);
     let name = text_at(doc, &ROOT, "name", None).unwrap_or_else(|| id.to_string());
+    let mut lines = header(&format!("X-WR-CALNAME:{}", escape(&name)));
+    for event in events(id, doc, detail) {
+        lines.extend(vevent(&event, &version));
+    }
+    lines.push("END:VCALENDAR".to_owned());
+    finish(&lines)
+}
 
-    let mut lines = vec![
+/// One event as a file of its own, as a CalDAV collection stores it.
+pub fn render_event(event: &Event, version: &Version) -> String {
+    let mut lines = header("");
+    lines.retain(|line| !line.is_empty());
+    lines.extend(vevent(event, version));
+    lines.push("END:VCALENDAR".to_owned());
+    finish(&lines)
+}
+
+fn header(name_line: &str) -> Vec<String> {
+    vec![
         "BEGIN:VCALENDAR".to_owned(),
         "VERSION:2.0".to_owned(),
         "PRODID:-//Syncline//Listing calendar//EN".to_owned(),
         "CALSCALE:GREGORIAN".to_owned(),
-        format!("X-WR-CALNAME:{}", escape(&name)),
-    ];
-    for event in events(id, doc, detail) {
-        lines.extend([
-            "BEGIN:VEVENT".to_owned(),
-            format!("UID:{}", escape(&event.uid)),
-            format!("DTSTAMP:{stamp}"),
-            format!("LAST-MODIFIED:{stamp}"),
-            format!("SEQUENCE:{sequence}"),
-            format!("DTSTART;VALUE=DATE:{}", event.start.replace('-', "")),
-            format!("DTEND;VALUE=DATE:{}", event.end.replace('-', "")),
-            format!("SUMMARY:{}", escape(&event.summary)),
-            "TRANSP:OPAQUE".to_owned(),
-            "END:VEVENT".to_owned(),
-        ]);
-    }
-    lines.push("END:VCALENDAR".to_owned());
+        name_line.to_owned(),
+    ]
+}
+
+fn vevent(event: &Event, version: &Version) -> [String; 10] {
+    let Version { sequence, stamp } = version;
+    [
+        "BEGIN:VEVENT".to_owned(),
+        format!("UID:{}", escape(&event.uid)),
+        format!("DTSTAMP:{stamp}"),
+        format!("LAST-MODIFIED:{stamp}"),
+        format!("SEQUENCE:{sequence}"),
+        format!("DTSTART;VALUE=DATE:{}", event.start.replace('-', "")),
+        format!("DTEND;VALUE=DATE:{}", event.end.replace('-', "")),
+        format!("SUMMARY:{}", escape(&event.summary)),
+        "TRANSP:OPAQUE".to_owned(),
+        "END:VEVENT".to_owned(),
+    ]
+}
+
+fn finish(lines: &[String]) -> String {
     lines.iter().fold(String::new(), |mut out, line| {
         fold(line, &mut out);
         out

@@ -3,6 +3,7 @@
 //! - [`server`]: runs the real `syncline-server` binary on a loopback port, reads its log and
 //!   metrics, and stops it by process id (SIGTERM or SIGKILL).
 //! - [`native`]: helpers for suites that drive the native client library.
+//! - [`radicale`]: a real CalDAV server (Radicale) on loopback.
 //! - [`receiver`]: a webhook receiver on loopback that fails on purpose.
 //! - [`peer`]: a protocol peer over a real WebSocket that creates, changes and opens documents
 //!   and waits for the server's durable acknowledgement; also sends raw messages and frames.
@@ -12,5 +13,6 @@
 
 pub mod native;
 pub mod peer;
+pub mod radicale;
 pub mod receiver;
 pub mod server;

@@ -9,6 +9,7 @@ use automerge::{Automerge, ChangeHash, ReadDoc};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use syncline_shared::ical::{self, Detail, Event, Version, render_event};
 use syncline_shared::ids::DocumentId;
 use syncline_shared::session::DocumentSession;
 
@@ -92,6 +93,25 @@ pub fn build(
     let bytes =
         serde_json::to_vec(&value).map_err(|e| BodyError::Document(document, e.to_string()))?;
     Ok(Body { bytes, seq })
+}
+
+/// The events a CalDAV collection should hold for `document`, each with its file, and the
+/// highest change seq they reflect. Blocking.
+pub fn calendar_files(
+    storage: &Storage,
+    cache: &mut DocCache,
+    document: DocumentId,
+) -> Result<(Vec<(Event, String)>, u64), BodyError> {
+    let (doc, seq) = cache.current(storage, document)?;
+    let version = Version::of(doc);
+    let files = ical::events(document, doc, Detail::Full)
+        .into_iter()
+        .map(|event| {
+            let file = render_event(&event, &version);
+            (event, file)
+        })
+        .collect();
+    Ok((files, seq))
 }
 
 fn heads(doc: &Automerge) -> Value {

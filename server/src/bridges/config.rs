@@ -105,6 +105,8 @@ pub struct BridgeConfig {
     pub rate_per_second: Option<f64>,
     /// When to retry.
     pub retry: RetryPolicy,
+    /// Set for a CalDAV bridge: the collection the calendar is kept in step with.
+    pub caldav: Option<super::caldav::Collection>,
 }
 
 /// Why a bridge table was refused.
@@ -125,38 +127,21 @@ impl BridgeFile {
         if self.name.is_empty() || self.name.contains('/') {
             return Err(fail("a bridge needs a name without '/'".to_owned()));
         }
-        match self.kind.as_str() {
-            "webhook" => {}
-            "caldav" => {
-                return Err(fail(
-                    "kind \"caldav\" is not available in this build".into(),
-                ));
-            }
-            other => return Err(fail(format!("unknown kind {other:?}; use \"webhook\""))),
-        }
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             return Err(fail(format!(
                 "url {:?} must be http:// or https://",
                 self.url
             )));
         }
-        if self.username.is_some() || self.password.is_some() {
-            return Err(fail(
-                "username and password belong to caldav bridges".into(),
-            ));
-        }
-        let secrets = match &self.secret {
-            None => return Err(fail("a webhook bridge needs a secret (whsec_...)".into())),
-            Some(SecretsFile::One(one)) => vec![one.clone()],
-            Some(SecretsFile::Many(many)) => many.clone(),
+        let (secrets, caldav) = match self.kind.as_str() {
+            "webhook" => (self.webhook_secrets().map_err(fail)?, None),
+            "caldav" => (Vec::new(), Some(self.collection().map_err(fail)?)),
+            other => {
+                return Err(fail(format!(
+                    "unknown kind {other:?}; use \"webhook\" or \"caldav\""
+                )));
+            }
         };
-        let secrets = secrets
-            .iter()
-            .map(|s| s.parse::<Secret>().map_err(|e| fail(e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
-        if secrets.is_empty() {
-            return Err(fail("secret lists no secret".into()));
-        }
         let documents = match &self.documents {
             DocumentsFile::One(all) if all == "*" => DocumentFilter::All,
             DocumentsFile::One(kind) => DocumentFilter::Type(kind.clone()),
@@ -169,10 +154,15 @@ impl BridgeFile {
                     .collect::<Result<_, _>>()?,
             ),
         };
-        let mode = match self.mode.as_deref() {
-            None | Some("state") => Mode::State,
-            Some("events") => Mode::Events,
-            Some(other) => {
+        let mode = match (self.mode.as_deref(), &caldav) {
+            (None | Some("state"), _) => Mode::State,
+            (Some("events"), None) => Mode::Events,
+            (Some("events"), Some(_)) => {
+                return Err(fail(
+                    "a caldav bridge keeps state: mode must be \"state\"".into(),
+                ));
+            }
+            (Some(other), _) => {
                 return Err(fail(format!("mode {other:?}: use \"state\" or \"events\"")));
             }
         };
@@ -199,6 +189,44 @@ impl BridgeFile {
             concurrency: self.concurrency.unwrap_or(8).max(1),
             rate_per_second: self.rate_per_second,
             retry,
+            caldav,
+        })
+    }
+
+    fn webhook_secrets(&self) -> Result<Vec<Secret>, String> {
+        if self.username.is_some() || self.password.is_some() {
+            return Err("username and password belong to caldav bridges".into());
+        }
+        let secrets = match &self.secret {
+            None => return Err("a webhook bridge needs a secret (whsec_...)".into()),
+            Some(SecretsFile::One(one)) => vec![one.clone()],
+            Some(SecretsFile::Many(many)) => many.clone(),
+        };
+        let secrets = secrets
+            .iter()
+            .map(|s| s.parse::<Secret>().map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        match secrets.is_empty() {
+            true => Err("secret lists no secret".into()),
+            false => Ok(secrets),
+        }
+    }
+
+    fn collection(&self) -> Result<super::caldav::Collection, String> {
+        if self.secret.is_some() {
+            return Err("a caldav bridge takes username and password, not a secret".into());
+        }
+        let (Some(username), Some(password)) = (&self.username, &self.password) else {
+            return Err("a caldav bridge needs username and password".into());
+        };
+        let mut url = self.url.clone();
+        if !url.ends_with('/') {
+            url.push('/');
+        }
+        Ok(super::caldav::Collection {
+            url,
+            username: username.clone(),
+            password: password.clone(),
         })
     }
 }

@@ -382,6 +382,9 @@ impl Bridge {
         }
 
         let attempt = row.record.attempts + 1;
+        if let Some(collection) = &self.config.caldav {
+            return self.deliver_caldav(collection, &row, attempt, cache).await;
+        }
         let Some((body, body_seq)) = self.body(&row, cache).await else {
             return true;
         };
@@ -409,6 +412,73 @@ impl Bridge {
             () = self.shutdown.cancelled() => return false,
         };
         self.settle(&row, attempt, body, body_seq, answer, started)
+            .await
+    }
+
+    /// One attempt at bringing the CalDAV collection to the document's current events. Each
+    /// attempt works from the state now (the collection is keyed by UID, so a repeat is
+    /// harmless); the attempt is still recorded first so its schedule survives a crash.
+    async fn deliver_caldav(
+        &self,
+        collection: &super::caldav::Collection,
+        row: &OutboxRow,
+        attempt: u32,
+        cache: &mut Option<DocCache>,
+    ) -> bool {
+        let storage = self.storage.clone();
+        let document = row.document;
+        let mut copy = cache.take().unwrap_or_default();
+        let built = tokio::task::spawn_blocking(move || {
+            let files = body::calendar_files(&storage, &mut copy, document);
+            (files, copy)
+        })
+        .await;
+        let Ok((files, copy)) = built else {
+            return true;
+        };
+        *cache = Some(copy);
+        let (files, seq) = match files {
+            Ok(files) => files,
+            Err(err) => {
+                warn!(error = %err, "cannot read the calendar for its CalDAV delivery; will retry in 1 s");
+                return self.sleep(Duration::from_secs(1)).await;
+            }
+        };
+        let recorded = OutboxAction::Attempted {
+            attempts: attempt,
+            next_attempt_ms: self.next_attempt(attempt, None).unwrap_or(u64::MAX),
+            body: Vec::new(),
+            body_seq: seq,
+            last_error: row.record.last_error.clone(),
+        };
+        if !self.record(row, recorded).await {
+            return true;
+        }
+
+        self.metrics
+            .bridge_attempts
+            .get_or_create(&self.labels())
+            .inc();
+        let started = std::time::Instant::now();
+        let events: Vec<_> = files.iter().map(|(event, _)| event.clone()).collect();
+        let by_uid: HashMap<&str, &str> = files
+            .iter()
+            .map(|(event, file)| (event.uid.as_str(), file.as_str()))
+            .collect();
+        let render = |event: &syncline_shared::ical::Event| {
+            by_uid
+                .get(event.uid.as_str())
+                .map_or_else(String::new, |f| (*f).to_owned())
+        };
+        let synced = tokio::select! {
+            synced = collection.sync(&self.client, document, &events, render) => synced,
+            () = self.shutdown.cancelled() => return false,
+        };
+        let answer = match synced {
+            Ok(()) => (Verdict::Delivered, None, "collection in step".to_owned()),
+            Err(failure) => (failure.verdict, None, failure.description),
+        };
+        self.settle(row, attempt, Vec::new(), seq, answer, started)
             .await
     }
 

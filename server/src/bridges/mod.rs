@@ -4,6 +4,7 @@
 //! - [`schedule`]: the retry schedule (a quick, fully jittered phase, then a long tail),
 //!   `Retry-After`, and what each HTTP status means for a row and its bridge.
 //! - [`webhook`]: Standard Webhooks signatures with rotating secrets.
+//! - [`caldav`]: keeping a CalDAV collection in step with a calendar document.
 //! - [`body`]: the request bodies (state or change batch), built once per row.
 //! - [`admin`]: list bridges, replay dead rows, pause and resume.
 //! - [`feed`]: the iCalendar feed export of calendar documents.
@@ -16,6 +17,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod caldav;
 pub mod config;
 pub mod dispatcher;
 pub mod feed;

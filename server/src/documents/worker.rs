@@ -385,9 +385,12 @@ impl Worker {
                 booking,
             };
             self.pending.outbox.push(request(None));
-            self.pending
-                .outbox
-                .extend(decided.iter().cloned().map(|event| request(Some(event))));
+            // A CalDAV collection shows decisions through the state; only webhooks get events.
+            if bridge.caldav.is_none() {
+                self.pending
+                    .outbox
+                    .extend(decided.iter().cloned().map(|event| request(Some(event))));
+            }
             woken.push(bridge.name.as_str());
         }
         woken
