@@ -325,7 +325,13 @@ impl Live<'_> {
             .map_err(|error| Ended::Invalid(format!("sync data: {error}")))?;
         let advertised = decoded.heads.clone();
         let server = self.outbox.server.clone();
-        tracing::trace!(doc = %message.document_id, conn = %self.conn, heads = ?advertised, changes = decoded.changes.len(), "sync received");
+        tracing::trace!(
+            doc = %message.document_id,
+            conn = %self.conn,
+            heads = ?advertised,
+            changes = decoded.changes.len(),
+            "sync received",
+        );
 
         let (before, effects, pending) = {
             let mut state = entry.lock();

@@ -101,7 +101,11 @@ fn run(db: &Database, mut rx: mpsc::UnboundedReceiver<(DocumentWrite, Reply)>) {
         let (writes, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
         let result = commit(db, &writes);
         if let Err(error) = &result {
-            error!(%error, writes = writes.len(), "local store commit failed; the edits were not saved");
+            error!(
+                %error,
+                writes = writes.len(),
+                "local store commit failed; the edits were not saved",
+            );
         }
         for reply in replies {
             let _ = reply.send(result.clone());

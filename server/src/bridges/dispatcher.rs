@@ -276,14 +276,22 @@ impl Bridge {
         match tokio::task::spawn_blocking(move || storage.outbox_documents(&name)).await {
             Ok(Ok(documents)) => {
                 if !documents.is_empty() {
-                    info!(bridge = %self.config.name, documents = documents.len(), "resuming deliveries");
+                    info!(
+                        bridge = %self.config.name,
+                        documents = documents.len(),
+                        "resuming deliveries",
+                    );
                 }
                 for document in documents {
                     Arc::clone(&self).wake(document);
                 }
             }
             Ok(Err(err)) => {
-                error!(bridge = %self.config.name, error = %err, "cannot read the outbox; deliveries wait for the next change")
+                error!(
+                    bridge = %self.config.name,
+                    error = %err,
+                    "cannot read the outbox; deliveries wait for the next change",
+                )
             }
             Err(err) => error!(bridge = %self.config.name, error = %err, "outbox scan failed"),
         }
@@ -389,22 +397,12 @@ impl Bridge {
             return true;
         };
         // Recorded first: a crash during the request retries this id with this body.
-        let provisional = self.next_attempt(attempt, None);
-        let recorded = OutboxAction::Attempted {
-            attempts: attempt,
-            next_attempt_ms: provisional.unwrap_or(u64::MAX),
-            body: body.clone(),
-            body_seq,
-            last_error: row.record.last_error.clone(),
-        };
-        if !self.record(&row, recorded).await {
+        if !self
+            .begin_attempt(&row, attempt, body.clone(), body_seq)
+            .await
+        {
             return true;
         }
-
-        self.metrics
-            .bridge_attempts
-            .get_or_create(&self.labels())
-            .inc();
         let started = std::time::Instant::now();
         let answer = tokio::select! {
             answer = self.send(&row.record.id, &body) => answer,
@@ -440,25 +438,16 @@ impl Bridge {
         let (files, seq) = match files {
             Ok(files) => files,
             Err(err) => {
-                warn!(error = %err, "cannot read the calendar for its CalDAV delivery; will retry in 1 s");
+                warn!(
+                    error = %err,
+                    "cannot read the calendar for its CalDAV delivery; will retry in 1 s",
+                );
                 return self.sleep(Duration::from_secs(1)).await;
             }
         };
-        let recorded = OutboxAction::Attempted {
-            attempts: attempt,
-            next_attempt_ms: self.next_attempt(attempt, None).unwrap_or(u64::MAX),
-            body: Vec::new(),
-            body_seq: seq,
-            last_error: row.record.last_error.clone(),
-        };
-        if !self.record(row, recorded).await {
+        if !self.begin_attempt(row, attempt, Vec::new(), seq).await {
             return true;
         }
-
-        self.metrics
-            .bridge_attempts
-            .get_or_create(&self.labels())
-            .inc();
         let started = std::time::Instant::now();
         let events: Vec<_> = files.iter().map(|(event, _)| event.clone()).collect();
         let by_uid: HashMap<&str, &str> = files
@@ -480,6 +469,26 @@ impl Bridge {
         };
         self.settle(row, attempt, Vec::new(), seq, answer, started)
             .await
+    }
+
+    /// Records an attempt before it is made, with the body it sends and when to try next if no
+    /// answer ever comes, and counts it; false if the record could not be written.
+    async fn begin_attempt(&self, row: &OutboxRow, attempt: u32, body: Vec<u8>, seq: u64) -> bool {
+        let recorded = OutboxAction::Attempted {
+            attempts: attempt,
+            next_attempt_ms: self.next_attempt(attempt, None).unwrap_or(u64::MAX),
+            body,
+            body_seq: seq,
+            last_error: row.record.last_error.clone(),
+        };
+        if !self.record(row, recorded).await {
+            return false;
+        }
+        self.metrics
+            .bridge_attempts
+            .get_or_create(&self.labels())
+            .inc();
+        true
     }
 
     /// Waits for the row's next attempt time and for the bridge to be open.
@@ -547,7 +556,11 @@ impl Bridge {
                     attempts: row.record.attempts,
                     last_error: err.to_string(),
                 };
-                error!(error = %err, id = %row.record.id, "delivery cannot be built; dead-lettered");
+                error!(
+                    error = %err,
+                    id = %row.record.id,
+                    "delivery cannot be built; dead-lettered",
+                );
                 self.record(row, dead).await;
                 None
             }
@@ -628,11 +641,21 @@ impl Bridge {
             let pause = Duration::from_millis(next.map_or(0, |at| at.saturating_sub(now_ms())));
             self.gate
                 .pause_until(Instant::now() + pause.max(wait.unwrap_or_default()));
-            warn!(%id, pause_ms = pause.as_millis() as u64, "target throttles (429); pausing the whole bridge");
+            warn!(
+                %id,
+                pause_ms = pause.as_millis() as u64,
+                "target throttles (429); pausing the whole bridge",
+            );
         }
         let action = match next {
             Some(next_attempt_ms) => {
-                warn!(%id, attempt, error = %description, retry_in_ms = next_attempt_ms.saturating_sub(now_ms()), "delivery failed; will retry");
+                warn!(
+                    %id,
+                    attempt,
+                    error = %description,
+                    retry_in_ms = next_attempt_ms.saturating_sub(now_ms()),
+                    "delivery failed; will retry",
+                );
                 OutboxAction::Attempted {
                     attempts: attempt,
                     next_attempt_ms,
@@ -643,7 +666,12 @@ impl Bridge {
             }
             None => {
                 self.metrics.bridge_dead.get_or_create(&self.labels()).inc();
-                error!(%id, attempt, error = %description, "delivery failed for good; dead-lettered (replay it from the admin API)");
+                error!(
+                    %id,
+                    attempt,
+                    error = %description,
+                    "delivery failed for good; dead-lettered (replay it from the admin API)",
+                );
                 OutboxAction::Dead {
                     attempts: attempt,
                     last_error: description.clone(),
@@ -661,7 +689,10 @@ impl Bridge {
         let failing_for = now.duration_since(since).unwrap_or_default();
         if verdict == Verdict::Gone || failing_for >= DISABLE_AFTER {
             self.disabled.store(true, Ordering::SeqCst);
-            error!(bridge = %self.config.name, "bridge disabled: the target is gone (410) or has failed for days; resume it from the admin API");
+            error!(
+                bridge = %self.config.name,
+                "bridge disabled: the target is gone (410) or has failed for days; resume it from the admin API",
+            );
             return false;
         }
         true

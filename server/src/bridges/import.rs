@@ -84,7 +84,10 @@ impl Importer {
                     }
                 }
                 Ok(Err(err)) => {
-                    warn!(error = %err, "cannot read stored feed imports; they resume when their documents load")
+                    warn!(
+                        error = %err,
+                        "cannot read stored feed imports; they resume when their documents load",
+                    )
                 }
                 Err(_) => {}
             }
@@ -138,7 +141,12 @@ impl Importer {
         let response = match request.send().await {
             Ok(response) => response,
             Err(err) => {
-                warn!(doc = %document, url = %feed.url, error = %err, "feed import failed; the calendar keeps what it has, will retry next interval");
+                warn!(
+                    doc = %document,
+                    url = %feed.url,
+                    error = %err,
+                    "feed import failed; the calendar keeps what it has, will retry next interval",
+                );
                 return;
             }
         };
@@ -148,7 +156,12 @@ impl Importer {
             return;
         }
         if !status.is_success() {
-            warn!(doc = %document, url = %feed.url, %status, "feed import refused; the calendar keeps what it has");
+            warn!(
+                doc = %document,
+                url = %feed.url,
+                %status,
+                "feed import refused; the calendar keeps what it has",
+            );
             return;
         }
         let header = |name: &str| {
@@ -165,14 +178,24 @@ impl Importer {
         let text = match response.text().await {
             Ok(text) => text,
             Err(err) => {
-                warn!(doc = %document, url = %feed.url, error = %err, "feed body unreadable; ignored");
+                warn!(
+                    doc = %document,
+                    url = %feed.url,
+                    error = %err,
+                    "feed body unreadable; ignored",
+                );
                 return;
             }
         };
         let nights = match nights_in_feed(&text) {
             Ok(nights) => nights,
             Err(err) => {
-                warn!(doc = %document, url = %feed.url, error = %err, "feed does not parse; the calendar keeps what it has");
+                warn!(
+                    doc = %document,
+                    url = %feed.url,
+                    error = %err,
+                    "feed does not parse; the calendar keeps what it has",
+                );
                 return;
             }
         };

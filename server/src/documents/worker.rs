@@ -351,7 +351,12 @@ impl Worker {
         if block.is_empty() && free.is_empty() {
             return;
         }
-        info!(%channel, blocked = block.len(), freed = free.len(), "imported feed changed the calendar");
+        info!(
+            %channel,
+            blocked = block.len(),
+            freed = free.len(),
+            "imported feed changed the calendar",
+        );
         let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
         let options = CommitOptions::default()
             .with_time(now)
@@ -434,7 +439,10 @@ impl Worker {
                     .collect();
             }
             Err(err) => {
-                error!(error = %err, "cannot write the merge policy's change; the document keeps Automerge's winners")
+                error!(
+                    error = %err,
+                    "cannot write the merge policy's change; the document keeps Automerge's winners",
+                )
             }
         }
     }
@@ -443,7 +451,13 @@ impl Worker {
         for resolution in &plan.resolutions {
             let record = &resolution.record;
             self.metrics.conflicts_resolved.inc();
-            info!(key = %record.path, winner = %record.winner, time = record.time, candidates = record.candidates, "conflict settled by the latest write");
+            info!(
+                key = %record.path,
+                winner = %record.winner,
+                time = record.time,
+                candidates = record.candidates,
+                "conflict settled by the latest write",
+            );
         }
         for decision in &plan.decisions {
             let record = &decision.record;
@@ -479,7 +493,11 @@ impl Worker {
             let batches = std::mem::take(&mut self.pending_batches);
             let changes = write.changes.len();
             if let Err(err) = context.writer.write(write).await {
-                error!(error = %err, changes, "storage write failed; unloading document and disconnecting its peers so they resync");
+                error!(
+                    error = %err,
+                    changes,
+                    "storage write failed; unloading document and disconnecting its peers so they resync",
+                );
                 return Err(());
             }
             for _ in 0..batches {
