@@ -204,7 +204,7 @@ fn finish(lines: &[String]) -> String {
 }
 
 /// Escapes a TEXT value.
-fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace(';', "\\;")
         .replace(',', "\\,")

@@ -11,7 +11,6 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use syncline_shared::ical::{self, Detail, Event, Version, render_event};
 use syncline_shared::ids::DocumentId;
-use syncline_shared::session::DocumentSession;
 
 use crate::storage::{BookingEvent, OutboxRecord, Storage};
 
@@ -66,10 +65,7 @@ impl DocCache {
                 let stored = storage
                     .load_document(&document)?
                     .ok_or_else(|| BodyError::Document(document, "not stored".to_owned()))?;
-                let snapshot = stored.snapshot.as_ref().map(|s| s.bytes.as_slice());
-                let changes = stored.changes.iter().map(|c| c.bytes.as_slice());
-                let session = DocumentSession::load(snapshot, changes).map_err(fail)?;
-                self.loaded = Some((session.document().clone(), stored.next_seq));
+                self.loaded = Some((stored.load().map_err(fail)?, stored.next_seq));
             }
         }
         let (doc, next) = self.loaded.as_ref().expect("loaded just above");

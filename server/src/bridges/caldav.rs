@@ -253,13 +253,7 @@ fn same_event(stored: &str, event: &Event) -> bool {
     };
     has("DTSTART;VALUE=DATE:", &event.start.replace('-', ""))
         && has("DTEND;VALUE=DATE:", &event.end.replace('-', ""))
-        && has("SUMMARY:", &escape_text(&event.summary))
-}
-
-fn escape_text(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace(';', "\\;")
-        .replace(',', "\\,")
+        && has("SUMMARY:", &syncline_shared::ical::escape(&event.summary))
 }
 
 /// `(href, etag)` of every response in a WebDAV multistatus body, whatever its namespace

@@ -23,7 +23,6 @@ use sha2::{Digest, Sha256};
 use syncline_shared::ical::{Detail, render};
 use syncline_shared::ids::DocumentId;
 use syncline_shared::policy::calendar::is_calendar;
-use syncline_shared::session::DocumentSession;
 use tracing::warn;
 
 use crate::storage::Storage;
@@ -103,11 +102,8 @@ fn render_feed(storage: &Storage, document: DocumentId) -> Result<Option<String>
     else {
         return Ok(None);
     };
-    let snapshot = stored.snapshot.as_ref().map(|s| s.bytes.as_slice());
-    let changes = stored.changes.iter().map(|c| c.bytes.as_slice());
-    let session = DocumentSession::load(snapshot, changes).map_err(|e| e.to_string())?;
-    let doc = session.document();
-    Ok(is_calendar(doc).then(|| render(document, doc, Detail::Private)))
+    let doc = stored.load().map_err(|e| e.to_string())?;
+    Ok(is_calendar(&doc).then(|| render(document, &doc, Detail::Private)))
 }
 
 /// 200 with the body and its ETag, or 304 if the client already has it.

@@ -101,22 +101,15 @@ impl DocumentHandle {
 /// Everything a worker needs besides its own document.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerContext {
-    pub server_peer: PeerId,
+    /// The server's parts.
+    pub services: Services,
     /// The author of the server's own changes (conflict resolutions, booking decisions): the
     /// storage id's bytes, so it is stable across restarts and tells those changes apart.
     pub author: automerge::ActorId,
-    pub storage: Storage,
-    pub writer: Writer,
-    pub metrics: Arc<Metrics>,
-    pub limits: SyncLimits,
-    /// Where committed changes are announced to bridges.
-    pub dispatcher: crate::bridges::Dispatcher,
-    /// Polls the feeds calendar documents import.
-    pub importer: crate::bridges::import::Importer,
 }
 
 /// The server's parts a document worker uses, handed to [`Registry::start`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Services {
     /// The server's peer id.
     pub server_peer: PeerId,
@@ -162,30 +155,12 @@ impl Registry {
 
     /// Gives the registry what its workers need.
     pub fn start(&self, services: Services) {
-        let Services {
-            server_peer,
-            storage,
-            writer,
-            metrics,
-            limits,
-            dispatcher,
-            importer,
-        } = services;
-        let id = storage.storage_id();
+        let id = services.storage.storage_id();
         let author = uuid::Uuid::parse_str(id).map_or_else(
             |_| automerge::ActorId::from(id.as_bytes()),
             |uuid| automerge::ActorId::from(uuid.as_bytes().as_slice()),
         );
-        let context = WorkerContext {
-            server_peer,
-            author,
-            storage,
-            writer,
-            metrics,
-            limits,
-            dispatcher,
-            importer,
-        };
+        let context = WorkerContext { services, author };
         *self
             .inner
             .context

@@ -24,9 +24,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use super::{DocumentCommand, Registry, WorkerContext};
 use crate::metrics::Metrics;
 use crate::net::outbound::{CloseReason, Outbound};
-use crate::storage::{
-    BookingEvent, DocumentWrite, NewChange, OutboxRequest, Snapshot, StoredDocument,
-};
+use crate::storage::{BookingEvent, DocumentWrite, NewChange, OutboxRequest, Snapshot};
 
 /// Most commands taken in one turn; bounds the latency a single turn adds for the others.
 const MAX_TURN_COMMANDS: usize = 256;
@@ -43,7 +41,7 @@ pub(super) async fn run(
 ) {
     let span = info_span!("doc", doc = %id);
     async move {
-        let metrics = context.metrics.clone();
+        let metrics = context.services.metrics.clone();
         metrics.documents_loaded.inc();
         match Worker::load(id, &context).await {
             Ok(worker) => worker.run(rx, registry, context).await,
@@ -98,7 +96,7 @@ struct Worker {
 
 impl Worker {
     async fn load(id: DocumentId, context: &WorkerContext) -> Result<Self, String> {
-        let storage = context.storage.clone();
+        let storage = context.services.storage.clone();
         let stored = tokio::task::spawn_blocking(move || load_stored(&storage, id))
             .await
             .map_err(|e| format!("load task failed: {e}"))??;
@@ -111,7 +109,7 @@ impl Worker {
         Ok(Self {
             id,
             session,
-            metrics: context.metrics.clone(),
+            metrics: context.services.metrics.clone(),
             next_seq,
             changes_since_snapshot,
             peers: HashMap::new(),
@@ -122,7 +120,7 @@ impl Worker {
             reported_problems: Vec::new(),
             decided: Vec::new(),
             ready: BTreeSet::new(),
-            server_peer: context.server_peer.clone(),
+            server_peer: context.services.server_peer.clone(),
         })
     }
 
@@ -132,7 +130,7 @@ impl Worker {
         registry: Registry,
         context: WorkerContext,
     ) {
-        let idle = context.limits.idle_unload;
+        let idle = context.services.limits.idle_unload;
         loop {
             let first = tokio::select! {
                 command = rx.recv() => command,
@@ -183,7 +181,7 @@ impl Worker {
             return false;
         }
         for bridge in bridges {
-            context.dispatcher.notify(bridge, self.id);
+            context.services.dispatcher.notify(bridge, self.id);
         }
         self.notify_ready();
         for (conn, reply) in generates {
@@ -332,7 +330,7 @@ impl Worker {
             .iter()
             .map(|f| (f.url.clone(), f.channel.clone()))
             .collect();
-        context.importer.register(self.id, feeds.clone());
+        context.services.importer.register(self.id, feeds.clone());
         // A document that never imported has nothing stored to remove on its first look.
         if self.imports.is_some() || !feeds.is_empty() {
             self.pending.imports = Some(stored);
@@ -380,7 +378,7 @@ impl Worker {
         let kind = policy::calendar::text_at(doc, &automerge::ROOT, "type", None);
         let decided = std::mem::take(&mut self.decided);
         let mut woken = Vec::new();
-        for bridge in context.dispatcher.configs() {
+        for bridge in context.services.dispatcher.configs() {
             if !bridge.documents.matches(&self.id, kind.as_deref()) {
                 continue;
             }
@@ -404,7 +402,8 @@ impl Worker {
     /// After a merge: settles conflicts by timestamp and decides bookings, as one change of the
     /// server's own that rides in the same storage transaction as the merge.
     fn apply_policy(&mut self, before: &[automerge::ChangeHash], context: &WorkerContext) {
-        let skew = i64::try_from(context.limits.max_clock_skew.as_secs()).unwrap_or(i64::MAX);
+        let skew =
+            i64::try_from(context.services.limits.max_clock_skew.as_secs()).unwrap_or(i64::MAX);
         let future = &self.future_stamped;
         let effective = |hash: &automerge::ChangeHash, stamped: i64| match future.get(hash) {
             Some(received) => stamped.min(received.saturating_add(skew)),
@@ -492,7 +491,7 @@ impl Worker {
             let write = std::mem::replace(&mut self.pending, DocumentWrite::new(self.id));
             let batches = std::mem::take(&mut self.pending_batches);
             let changes = write.changes.len();
-            if let Err(err) = context.writer.write(write).await {
+            if let Err(err) = context.services.writer.write(write).await {
                 error!(
                     error = %err,
                     changes,
@@ -518,7 +517,7 @@ impl Worker {
 
     /// Folds the change log into a snapshot once enough changes accumulated.
     async fn maybe_compact(&mut self, context: &WorkerContext) -> bool {
-        if self.changes_since_snapshot < context.limits.compact_after_changes {
+        if self.changes_since_snapshot < context.services.limits.compact_after_changes {
             return true;
         }
         let document = self.session.document();
@@ -529,7 +528,7 @@ impl Worker {
         };
         let mut write = DocumentWrite::new(self.id);
         write.snapshot = Some(snapshot);
-        match context.writer.write(write).await {
+        match context.services.writer.write(write).await {
             Ok(_) => {
                 debug!(covered_seq = self.next_seq.saturating_sub(1), "compacted");
                 self.changes_since_snapshot = 0;
@@ -590,22 +589,14 @@ fn load_stored(
     storage: &crate::storage::Storage,
     id: DocumentId,
 ) -> Result<Option<(DocumentSession, u64, u64)>, String> {
-    let Some(StoredDocument {
-        snapshot,
-        changes,
-        next_seq,
-        ..
-    }) = storage.load_document(&id).map_err(|e| e.to_string())?
-    else {
+    let Some(stored) = storage.load_document(&id).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
-    let logged = changes.len() as u64;
-    let session = DocumentSession::load(
-        snapshot.as_ref().map(|s| s.bytes.as_slice()),
-        changes.iter().map(|c| c.bytes.as_slice()),
-    )
-    .map_err(|e| format!("stored document does not load: {e}"))?;
-    Ok(Some((session, next_seq, logged)))
+    let doc = stored
+        .load()
+        .map_err(|e| format!("stored document does not load: {e}"))?;
+    let logged = stored.changes.len() as u64;
+    Ok(Some((DocumentSession::new(doc), stored.next_seq, logged)))
 }
 
 async fn load_sync_state(
@@ -613,7 +604,7 @@ async fn load_sync_state(
     id: DocumentId,
     storage_id: &StorageId,
 ) -> Option<Vec<u8>> {
-    let storage = context.storage.clone();
+    let storage = context.services.storage.clone();
     let key = storage_id.0.clone();
     let loaded = tokio::task::spawn_blocking(move || storage.load_sync_state(&id, &key)).await;
     match loaded {

@@ -19,6 +19,20 @@ pub struct StoredDocument {
     pub meta: DocumentMeta,
 }
 
+impl StoredDocument {
+    /// Rebuilds the Automerge document: the snapshot, then the changes after it, in order.
+    pub fn load(&self) -> Result<automerge::Automerge, automerge::AutomergeError> {
+        let mut doc = match &self.snapshot {
+            Some(snapshot) => automerge::Automerge::load(&snapshot.bytes)?,
+            None => automerge::Automerge::new(),
+        };
+        for change in &self.changes {
+            doc.load_incremental(&change.bytes)?;
+        }
+        Ok(doc)
+    }
+}
+
 /// A compaction: the document saved whole (`Automerge::save`), covering changes `0..=covered_seq`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
