@@ -17,10 +17,93 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:3030";
 pub const DEFAULT_DATA_DIR: &str = "./syncline-data";
 /// The JavaScript client allows messages up to 100 MiB; accept the same.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
+/// Env var and flag that allow serving a non-loopback address without `[auth]`.
+pub const INSECURE_ENV: &str = "SYNCLINE_INSECURE_NO_AUTH";
 
-/// Command-line flags of `syncline-server`.
+/// The `syncline-server` command line: serve (the default), or a tool subcommand.
 #[derive(Debug, Parser)]
-#[command(name = "syncline-server", version, about = "Syncline sync server")]
+#[command(
+    name = "syncline-server",
+    version,
+    about = "Syncline sync server",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// A tool to run instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of the server.
+    #[command(flatten)]
+    pub serve: Args,
+}
+
+/// Tools of the server binary.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Prints an HS256 token signed with the config's `[auth]` secret, for development and
+    /// scripts; production tokens come from the application's own sign-in service.
+    Token(TokenArgs),
+}
+
+/// Flags of `syncline-server token`.
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// The config file whose `[auth]` secret signs the token.
+    #[arg(long, env = "SYNCLINE_CONFIG")]
+    pub config: PathBuf,
+    /// The subject (`sub`): who holds the token; documents it creates become its `own`.
+    #[arg(long)]
+    pub sub: String,
+    /// Grant read access: a document id, `*` (every document) or `own`. Repeatable.
+    #[arg(long, value_name = "DOC")]
+    pub read: Vec<String>,
+    /// Grant write access: a document id, `*` or `own`. Repeatable.
+    #[arg(long, value_name = "DOC")]
+    pub write: Vec<String>,
+    /// Allow the operator routes (`/admin/...`).
+    #[arg(long)]
+    pub admin: bool,
+    /// Seconds until the token expires.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl_seconds: u64,
+}
+
+impl TokenArgs {
+    /// Signs the token these flags describe.
+    pub fn mint(&self) -> Result<String, ConfigError> {
+        let file = read_file(&self.config)?;
+        let auth = file
+            .auth
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!("{} has no [auth] section", self.config.display()))
+            })?
+            .resolve()
+            .map_err(ConfigError::Invalid)?;
+        let secret = auth.secret.ok_or_else(|| {
+            ConfigError::Invalid("the [auth] section has no HS256 secret to sign with".into())
+        })?;
+        let mut docs = std::collections::BTreeMap::new();
+        for doc in &self.read {
+            docs.insert(doc.clone(), crate::auth::Access::Read);
+        }
+        for doc in &self.write {
+            docs.insert(doc.clone(), crate::auth::Access::Write);
+        }
+        let claims = crate::auth::Claims {
+            sub: self.sub.clone(),
+            exp: crate::auth::unix_now().saturating_add(self.ttl_seconds),
+            nbf: None,
+            iss: auth.issuer,
+            aud: auth.audience,
+            docs,
+            admin: self.admin,
+        };
+        crate::auth::mint_hs256(&secret, &claims).map_err(ConfigError::Invalid)
+    }
+}
+
+/// Flags of the server itself.
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// Address to listen on for HTTP and WebSocket sync.
     #[arg(long, env = "SYNCLINE_LISTEN")]
@@ -31,6 +114,10 @@ pub struct Args {
     /// TOML configuration file.
     #[arg(long, env = "SYNCLINE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Serve a non-loopback address although no `[auth]` section is configured, so anyone who
+    /// reaches the port can read and write every document.
+    #[arg(long, env = INSECURE_ENV)]
+    pub insecure_no_auth: bool,
 }
 
 /// The config file's shape.
@@ -46,6 +133,8 @@ struct FileConfig {
     bridge: Vec<crate::bridges::config::BridgeFile>,
     #[serde(default)]
     calendars: CalendarsFile,
+    /// Access control; without it every request is allowed.
+    auth: Option<crate::auth::AuthFile>,
 }
 
 /// The `[calendars]` table: polling of imported feeds.
@@ -85,6 +174,12 @@ struct SyncFile {
     send_timeout_ms: Option<u64>,
     compact_after_changes: Option<u64>,
     max_clock_skew_ms: Option<u64>,
+    max_documents_per_connection: Option<usize>,
+    max_messages_per_second: Option<u32>,
+    message_burst: Option<u32>,
+    max_document_bytes: Option<u64>,
+    max_connections_per_ip: Option<usize>,
+    handshake_timeout_ms: Option<u64>,
 }
 
 /// Limits and timeouts of the sync endpoint.
@@ -106,6 +201,21 @@ pub struct SyncLimits {
     /// A change stamped further than this ahead of its receipt counts, for the conflict
     /// policy, as stamped at its receipt plus this much.
     pub max_clock_skew: Duration,
+    /// Documents one connection may attach; the connection that asks for one more is closed.
+    pub max_documents_per_connection: usize,
+    /// Sustained messages per second one connection may send; faster peers are read more
+    /// slowly (a token bucket), never disconnected for it.
+    pub max_messages_per_second: u32,
+    /// Messages a connection may send at once before the rate applies (the bucket's size).
+    pub message_burst: u32,
+    /// Total bytes of changes one document may hold; a sync message that would take it past
+    /// this is refused with an error to its sender.
+    pub max_document_bytes: u64,
+    /// Open WebSocket connections from one IP address; more are refused with 429.
+    pub max_connections_per_ip: usize,
+    /// A connection that has not sent `join` this long after the upgrade is closed, and an
+    /// HTTP request whose headers take longer than this is dropped.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for SyncLimits {
@@ -120,6 +230,12 @@ impl Default for SyncLimits {
             max_clock_skew: Duration::from_secs(
                 syncline_shared::policy::DEFAULT_SKEW_SECONDS.unsigned_abs(),
             ),
+            max_documents_per_connection: 10_000,
+            max_messages_per_second: 2_000,
+            message_burst: 10_000,
+            max_document_bytes: 512 * 1024 * 1024,
+            max_connections_per_ip: 10_000,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -137,6 +253,10 @@ pub struct Config {
     pub bridges: Vec<crate::bridges::BridgeConfig>,
     /// Calendar feed import.
     pub calendars: CalendarLimits,
+    /// Access control; `None` lets every request in.
+    pub auth: Option<crate::auth::AuthConfig>,
+    /// Serve a non-loopback address without access control.
+    pub insecure_no_auth: bool,
 }
 
 /// A configuration that cannot be used; the server exits with this message.
@@ -171,6 +291,8 @@ impl Default for Config {
             sync: SyncLimits::default(),
             bridges: Vec::new(),
             calendars: CalendarLimits::default(),
+            auth: None,
+            insecure_no_auth: false,
         }
     }
 }
@@ -190,6 +312,12 @@ impl Config {
             config.data_dir = dir;
         }
         config.sync = file.sync.resolve()?;
+        config.auth = file
+            .auth
+            .map(|auth| auth.resolve().map_err(ConfigError::Invalid))
+            .transpose()?;
+        config.insecure_no_auth = args.insecure_no_auth;
+        config.check_exposure()?;
         config.bridges = resolve_bridges(file.bridge)?;
         let defaults = CalendarLimits::default();
         config.calendars = CalendarLimits {
@@ -205,6 +333,20 @@ impl Config {
                 .max(Duration::from_millis(10)),
         };
         Ok(config)
+    }
+}
+
+impl Config {
+    /// Refuses to serve a non-loopback address without access control unless told to.
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        if self.auth.is_none() && !self.listen.ip().is_loopback() && !self.insecure_no_auth {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to listen on {} without access control: add an [auth] section to the \
+                 config, listen on a loopback address, or pass --insecure-no-auth ({INSECURE_ENV}=1)",
+                self.listen
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -262,6 +404,23 @@ impl SyncFile {
                 .max_clock_skew_ms
                 .map(ms)
                 .unwrap_or(defaults.max_clock_skew),
+            max_documents_per_connection: self
+                .max_documents_per_connection
+                .unwrap_or(defaults.max_documents_per_connection),
+            max_messages_per_second: self
+                .max_messages_per_second
+                .unwrap_or(defaults.max_messages_per_second),
+            message_burst: self.message_burst.unwrap_or(defaults.message_burst),
+            max_document_bytes: self
+                .max_document_bytes
+                .unwrap_or(defaults.max_document_bytes),
+            max_connections_per_ip: self
+                .max_connections_per_ip
+                .unwrap_or(defaults.max_connections_per_ip),
+            handshake_timeout: self
+                .handshake_timeout_ms
+                .map(ms)
+                .unwrap_or(defaults.handshake_timeout),
         };
         limits.validate()?;
         Ok(limits)
@@ -278,6 +437,19 @@ impl SyncLimits {
         if self.ping_interval.is_zero() || self.send_timeout.is_zero() {
             return Err(ConfigError::Invalid(
                 "ping_interval_ms and send_timeout_ms must be > 0".into(),
+            ));
+        }
+        if self.max_documents_per_connection == 0
+            || self.max_messages_per_second == 0
+            || self.message_burst == 0
+            || self.max_document_bytes == 0
+            || self.max_connections_per_ip == 0
+            || self.handshake_timeout.is_zero()
+        {
+            return Err(ConfigError::Invalid(
+                "max_documents_per_connection, max_messages_per_second, message_burst, \
+                 max_document_bytes, max_connections_per_ip and handshake_timeout_ms must be > 0"
+                    .into(),
             ));
         }
         if self.compact_after_changes == 0 {
@@ -298,6 +470,7 @@ mod tests {
             listen: None,
             data_dir: None,
             config,
+            insecure_no_auth: false,
         }
     }
 
@@ -345,6 +518,33 @@ mod tests {
         std::fs::write(&path, bad).expect("write config");
         let err = Config::from_args(args(Some(path))).expect_err("bad secret");
         assert!(err.to_string().contains("ledger"), "{err}");
+    }
+
+    /// Without `[auth]` only loopback addresses are served, unless the insecure flag is given;
+    /// an `[auth]` section with a short secret is refused.
+    #[test]
+    fn exposure_needs_auth_or_the_insecure_flag() {
+        let mut a = args(None);
+        a.listen = Some("0.0.0.0:3030".parse().expect("addr"));
+        let err = Config::from_args(a).expect_err("exposed without auth");
+        assert!(err.to_string().contains("--insecure-no-auth"), "{err}");
+        let mut a = args(None);
+        a.listen = Some("0.0.0.0:3030".parse().expect("addr"));
+        a.insecure_no_auth = true;
+        Config::from_args(a).expect("explicitly insecure");
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:1\"\n[auth]\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
+        )
+        .expect("write config");
+        let config = Config::from_args(args(Some(path.clone()))).expect("exposed with auth");
+        assert!(config.auth.is_some());
+        std::fs::write(&path, "[auth]\nsecret = \"short\"\n").expect("write config");
+        let err = Config::from_args(args(Some(path))).expect_err("short secret");
+        assert!(err.to_string().contains("32 bytes"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //!
 //! [`Server::start`] wires the stages; `main.rs` adds flags, logging and signals.
 
+pub mod auth;
 pub mod bridges;
 pub mod config;
 pub mod documents;
@@ -50,6 +51,12 @@ pub enum StartError {
         #[source]
         source: storage::StorageError,
     },
+    /// The configuration is unsafe or inconsistent.
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    /// The `[auth]` section's keys are unusable.
+    #[error("invalid [auth] section: {0}")]
+    Auth(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -74,6 +81,22 @@ pub struct Server {
 impl Server {
     /// Opens storage, starts the storage writer, and starts serving on the configured address.
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        config.check_exposure()?;
+        let authenticator = config
+            .auth
+            .as_ref()
+            .map(auth::Authenticator::new)
+            .transpose()
+            .map_err(StartError::Auth)?;
+        match &authenticator {
+            Some(authenticator) => info!(
+                ?authenticator,
+                "access control on: every sync connection and HTTP route but /healthz, /readyz and /metrics needs a token"
+            ),
+            None => {
+                warn!(listen = %config.listen, "access control is off (no [auth] section): anyone who reaches this address can read and write every document")
+            }
+        }
         let data_dir = config.data_dir.clone();
         let storage = tokio::task::spawn_blocking(move || Storage::open(&data_dir))
             .await
@@ -107,12 +130,15 @@ impl Server {
             importer: importer.clone(),
         });
         importer.start(import_storage, registry.clone(), bridges_stop.clone());
+        let gate = auth::http::Gate::new(authenticator, metrics.clone());
+        let header_timeout = config.sync.handshake_timeout;
         let net = Arc::new(NetState::new(
             server_peer,
             storage_id,
             registry,
             metrics,
             config.sync,
+            gate.clone(),
         ));
 
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -126,17 +152,10 @@ impl Server {
             source,
         })?;
         let app = net::router(net.clone())
-            .merge(bridges::admin::router(dispatcher.clone()))
-            .merge(bridges::feed::router(feed_storage));
+            .merge(bridges::admin::router(dispatcher.clone(), gate.clone()))
+            .merge(bridges::feed::router(feed_storage, gate));
         let shutdown = net.shutdown.clone();
-        let http = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await;
-            if let Err(err) = served {
-                warn!(error = %err, "http listener stopped with an error");
-            }
-        });
+        let http = tokio::spawn(net::serve::serve(listener, app, header_timeout, shutdown));
         info!(%local_addr, "serving");
         Ok(Server {
             local_addr,

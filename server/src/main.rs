@@ -5,14 +5,27 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use syncline_server::Server;
-use syncline_server::config::{Args, Config};
+use syncline_server::config::{Cli, Command, Config};
 use tracing::error;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     init_logging();
-    let config = match Config::from_args(Args::parse()) {
+    let cli = Cli::parse();
+    if let Some(Command::Token(token)) = cli.command {
+        return match token.mint() {
+            Ok(token) => {
+                let _ = writeln!(std::io::stdout(), "{token}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                error!("{err}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let config = match Config::from_args(cli.serve) {
         Ok(config) => config,
         Err(err) => {
             error!("{err}");

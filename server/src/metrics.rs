@@ -61,6 +61,13 @@ pub struct Metrics {
     pub bridge_delivery_seconds: Histogram,
     /// Live outbox rows (waiting or in flight), by bridge; refreshed every few seconds.
     pub bridge_queue_depth: Family<ReasonLabels, Gauge>,
+    /// Requests and upgrades refused for a missing or invalid token, by reason.
+    pub auth_refused: Family<ReasonLabels, Counter>,
+    /// Document access refused to a valid token: `unreadable` (answered as unavailable) or
+    /// `read_only` (a reader's changes, not applied).
+    pub access_denied: Family<ReasonLabels, Counter>,
+    /// Times a configured limit was reached, by limit.
+    pub limit_hits: Family<ReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -89,6 +96,9 @@ impl Metrics {
             bridge_dead: Family::default(),
             bridge_delivery_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
             bridge_queue_depth: Family::default(),
+            auth_refused: Family::default(),
+            access_denied: Family::default(),
+            limit_hits: Family::default(),
             registry: Registry::default(),
         };
         let m = &metrics;
@@ -197,6 +207,21 @@ impl Metrics {
             "Snapshots written by compaction",
             m.compactions.clone(),
         );
+        registry.register(
+            "auth_refused",
+            "Requests refused for a missing or invalid token, by reason",
+            m.auth_refused.clone(),
+        );
+        registry.register(
+            "access_denied",
+            "Document access refused to a valid token, by reason",
+            m.access_denied.clone(),
+        );
+        registry.register(
+            "limit_hits",
+            "Times a configured limit was reached, by limit",
+            m.limit_hits.clone(),
+        );
         Self {
             registry,
             ..metrics
@@ -208,6 +233,18 @@ impl Metrics {
         self.protocol_errors
             .get_or_create(&vec![("reason", reason)])
             .inc();
+    }
+
+    /// Counts one refusal of document access.
+    pub fn access_denied(&self, reason: &'static str) {
+        self.access_denied
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
+    }
+
+    /// Counts one time `limit` was reached.
+    pub fn limit_hit(&self, limit: &'static str) {
+        self.limit_hits.get_or_create(&vec![("limit", limit)]).inc();
     }
 
     /// Renders every metric in the Prometheus text format.

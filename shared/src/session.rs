@@ -91,6 +91,8 @@ pub enum SessionEffect {
     /// The document did not exist and now does: its first changes are in the accompanying
     /// [`SessionEffect::Persist`].
     Created,
+    /// A read-only connection sent changes; they were not applied.
+    RefusedWrite(ConnectionId),
 }
 
 /// A sync message that could not be applied; the sending connection is at fault.
@@ -231,6 +233,16 @@ impl DocumentSession {
         );
     }
 
+    /// Makes an attached connection read-only (or writable again): its messages' changes are
+    /// never applied, so they are neither stored nor relayed, while it still receives every
+    /// change. Automerge's sync flags tell the peer, so it stops offering them. A read-only
+    /// connection cannot create the document either: its `sync` is answered like a `request`.
+    pub fn set_read_only(&mut self, conn: ConnectionId, read_only: bool) {
+        if let Some(attached) = self.attached.get_mut(&conn) {
+            attached.state.set_read_only(read_only);
+        }
+    }
+
     /// Detaches a connection; returns the sync state to keep if its peer has durable storage.
     ///
     /// While changes are unconfirmed the state is held back and comes out of
@@ -267,12 +279,18 @@ impl DocumentSession {
             .attached
             .get_mut(&conn)
             .ok_or(SessionError::NotAttached(conn))?;
+        let read_only = attached.state.read_only;
+        let refused = read_only && !message.changes.is_empty();
+        let kind = if read_only { SyncKind::Request } else { kind };
         let before = self.doc.get_heads();
         self.doc
             .receive_sync_message(&mut attached.state, message)?;
         let after = self.doc.get_heads();
 
         let mut effects = Vec::new();
+        if refused {
+            effects.push(SessionEffect::RefusedWrite(conn));
+        }
         if before == after {
             // The sync state now knows what the asker has, so if the document is uploaded
             // later, the first message the asker is sent already carries it.

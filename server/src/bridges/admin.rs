@@ -5,26 +5,29 @@
 //!   at or after `T`; only row `ID` if given), keeping their ids.
 //! - `POST /admin/bridges/{name}/pause` and `/resume`.
 //!
-//! Limit: open to whoever reaches the port, like the rest of the server until authorization
-//! exists; keep the default loopback address or put it behind an authenticating proxy.
+//! With an `[auth]` section these routes need a token with `"admin": true` (401 without a valid
+//! token, 403 with one that is not an operator's).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Json, Router, middleware};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::Dispatcher;
+use crate::auth::http::{Gate, require_admin};
+use crate::net::json_error as error;
 
-/// The routes, sharing the dispatcher.
-pub fn router(dispatcher: Dispatcher) -> Router {
+/// The routes, sharing the dispatcher, open to operators.
+pub fn router(dispatcher: Dispatcher, gate: Gate) -> Router {
     Router::new()
         .route("/admin/bridges", get(list))
         .route("/admin/bridges/{name}/replay", post(replay))
         .route("/admin/bridges/{name}/pause", post(pause))
         .route("/admin/bridges/{name}/resume", post(resume))
+        .route_layer(middleware::from_fn_with_state(gate, require_admin))
         .with_state(dispatcher)
 }
 
@@ -75,12 +78,4 @@ fn unknown(name: &str) -> Response {
         "unknown_bridge",
         &format!("no bridge is named {name:?}"),
     )
-}
-
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": code, "message": message } })),
-    )
-        .into_response()
 }

@@ -6,14 +6,18 @@
 //! never change. It shows only that nights are taken, never guests. Access needs the
 //! document's token, an HMAC of its id under a secret kept in storage, so feed URLs survive
 //! restarts and cannot be guessed from a document id; a wrong token answers the same 404 as a
-//! missing document, so ids cannot be probed. `GET /admin/calendars/{document}/feed` gives an
-//! operator the feed's path with its token.
+//! missing document, so ids cannot be probed. The feed token is the route's access control, with
+//! or without `[auth]`: calendar apps fetch a URL and can present nothing else.
+//!
+//! `GET /admin/calendars/{document}/feed` gives the feed's path with its token. With `[auth]` it
+//! needs a token that can read the document (or an operator's); to anyone else it answers 404, as
+//! for a document that does not exist.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router, middleware};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -25,13 +29,19 @@ use syncline_shared::ids::DocumentId;
 use syncline_shared::policy::calendar::is_calendar;
 use tracing::warn;
 
+use crate::auth::http::{Gate, require_token};
+use crate::auth::{Access, Principal};
+use crate::net::json_error;
 use crate::storage::Storage;
 
-/// The routes, reading from `storage`.
-pub fn router(storage: Storage) -> Router {
+/// The routes, reading from `storage`; `gate` guards the feed-path route.
+pub fn router(storage: Storage, gate: Gate) -> Router {
+    let guarded = Router::new()
+        .route("/admin/calendars/{document}/feed", get(feed_path))
+        .route_layer(middleware::from_fn_with_state(gate, require_token));
     Router::new()
         .route("/calendars/{file}", get(feed))
-        .route("/admin/calendars/{document}/feed", get(feed_path))
+        .merge(guarded)
         .with_state(storage)
 }
 
@@ -140,12 +150,43 @@ fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "no such calendar feed\n").into_response()
 }
 
-async fn feed_path(State(storage): State<Storage>, Path(document): Path<String>) -> Response {
+async fn feed_path(
+    State(storage): State<Storage>,
+    Extension(principal): Extension<std::sync::Arc<Principal>>,
+    Path(document): Path<String>,
+) -> Response {
     let Ok(document) = document.parse::<DocumentId>() else {
-        let error =
-            json!({ "error": { "code": "bad_document_id", "message": "not a document id" } });
-        return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_document_id",
+            "not a document id",
+        );
     };
+    if !may_read(&storage, &principal, document).await {
+        return json_error(StatusCode::NOT_FOUND, "not_found", "no such document");
+    }
     let token = token(storage.feed_secret(), &document);
     Json(json!({ "path": format!("/calendars/{document}.ics?token={token}") })).into_response()
+}
+
+/// Whether `principal` may read `document` (operators may read every document).
+async fn may_read(storage: &Storage, principal: &Principal, document: DocumentId) -> bool {
+    if principal.is_admin() {
+        return true;
+    }
+    if let Some(access) = principal.access_if_known(&document) {
+        return access >= Access::Read;
+    }
+    let storage = storage.clone();
+    let meta = tokio::task::spawn_blocking(move || storage.document_meta(&document)).await;
+    let creator = match meta {
+        Ok(Ok(Some(meta))) => meta.created_by,
+        Ok(Ok(None)) => return false,
+        Ok(Err(err)) => {
+            warn!(doc = %document, error = %err, "cannot read a document's creator");
+            return false;
+        }
+        Err(_) => return false,
+    };
+    principal.access(&document, creator.as_deref()) >= Access::Read
 }

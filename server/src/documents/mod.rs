@@ -39,6 +39,8 @@ pub enum DocumentCommand {
         peer: PeerId,
         storage_id: Option<StorageId>,
         outbound: Arc<Outbound>,
+        /// Who the connection is: the worker decides its access to this document.
+        principal: Arc<crate::auth::Principal>,
     },
     /// A decoded sync message from an attached connection.
     Sync {

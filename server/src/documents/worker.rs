@@ -22,9 +22,12 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::{DocumentCommand, Registry, WorkerContext};
+use crate::auth::{Access, Principal};
 use crate::metrics::Metrics;
 use crate::net::outbound::{CloseReason, Outbound};
-use crate::storage::{BookingEvent, DocumentWrite, NewChange, OutboxRequest, Snapshot};
+use crate::storage::{
+    BookingEvent, DocumentMeta, DocumentWrite, NewChange, OutboxRequest, Snapshot,
+};
 
 /// Most commands taken in one turn; bounds the latency a single turn adds for the others.
 const MAX_TURN_COMMANDS: usize = 256;
@@ -62,6 +65,10 @@ pub(super) async fn run(
 struct Peer {
     id: PeerId,
     outbound: Arc<Outbound>,
+    principal: Arc<Principal>,
+    /// What the connection may do here. `Access::None` connections are not attached to the
+    /// session: whatever they send is answered as for a missing document.
+    access: Access,
 }
 
 #[derive(Debug)]
@@ -70,6 +77,10 @@ struct Worker {
     session: DocumentSession,
     next_seq: u64,
     changes_since_snapshot: u64,
+    /// The token subject that created the document, for `own` grants.
+    created_by: Option<String>,
+    /// Bytes of every change ever logged, against `sync.max_document_bytes`.
+    bytes_logged: u64,
     peers: HashMap<ConnectionId, Peer>,
     /// What the current turn will make durable.
     pending: DocumentWrite,
@@ -100,9 +111,9 @@ impl Worker {
         let stored = tokio::task::spawn_blocking(move || load_stored(&storage, id))
             .await
             .map_err(|e| format!("load task failed: {e}"))??;
-        let (mut session, next_seq, changes_since_snapshot) = match stored {
-            Some((session, next_seq, logged)) => (session, next_seq, logged),
-            None => (DocumentSession::absent(), 0, 0),
+        let (mut session, next_seq, changes_since_snapshot, meta) = match stored {
+            Some((session, next_seq, logged, meta)) => (session, next_seq, logged, meta),
+            None => (DocumentSession::absent(), 0, 0, DocumentMeta::default()),
         };
         session.set_author(context.author.clone());
         debug!(exists = session.exists(), next_seq, "document loaded");
@@ -112,6 +123,8 @@ impl Worker {
             metrics: context.services.metrics.clone(),
             next_seq,
             changes_since_snapshot,
+            created_by: meta.created_by,
+            bytes_logged: meta.bytes_logged,
             peers: HashMap::new(),
             pending: DocumentWrite::new(id),
             pending_batches: 0,
@@ -202,20 +215,28 @@ impl Worker {
                 peer,
                 storage_id,
                 outbound,
+                principal,
             } => {
-                self.handle_attach(conn, peer, storage_id, outbound, context)
-                    .await;
+                let peer = Peer {
+                    id: peer,
+                    outbound,
+                    principal,
+                    access: Access::None,
+                };
+                self.handle_attach(conn, peer, storage_id, context).await;
             }
             DocumentCommand::Sync {
                 conn,
                 kind,
                 message,
             } => {
-                self.handle_sync(conn, kind, message);
+                self.handle_sync(conn, kind, message, context);
             }
             DocumentCommand::Ephemeral { conn, message } => {
-                let effects = self.session.ephemeral(conn, message);
-                self.apply(effects);
+                if self.access(conn) > Access::None {
+                    let effects = self.session.ephemeral(conn, message);
+                    self.apply(effects);
+                }
             }
             DocumentCommand::Generate { conn, reply } => generates.push((conn, reply)),
             DocumentCommand::Detach { conn } => {
@@ -230,21 +251,70 @@ impl Worker {
     async fn handle_attach(
         &mut self,
         conn: ConnectionId,
-        peer: PeerId,
+        mut peer: Peer,
         storage_id: Option<StorageId>,
-        outbound: Arc<Outbound>,
         context: &WorkerContext,
     ) {
+        peer.access = self.access_for(&peer.principal);
+        if peer.access == Access::None {
+            debug!(%conn, peer = %peer.id, "peer may not read this document; answering as missing");
+            self.peers.insert(conn, peer);
+            return;
+        }
         let saved = match &storage_id {
             Some(storage_id) if self.session.exists() => {
                 load_sync_state(context, self.id, storage_id).await
             }
             _ => None,
         };
-        debug!(%conn, peer = %peer, resumed = saved.is_some(), "peer attached");
+        debug!(%conn, peer = %peer.id, access = ?peer.access, resumed = saved.is_some(), "peer attached");
         self.session
-            .attach(conn, peer.clone(), storage_id, saved.as_deref());
-        self.peers.insert(conn, Peer { id: peer, outbound });
+            .attach(conn, peer.id.clone(), storage_id, saved.as_deref());
+        self.session
+            .set_read_only(conn, peer.access < Access::Write);
+        self.peers.insert(conn, peer);
+    }
+
+    /// A principal's access to this document. A document nobody has created yet counts as the
+    /// principal's own, since its upload would make it so.
+    fn access_for(&self, principal: &Principal) -> Access {
+        let creator = match self.session.exists() {
+            true => self.created_by.as_deref(),
+            false => principal.subject(),
+        };
+        principal.access(&self.id, creator)
+    }
+
+    fn access(&self, conn: ConnectionId) -> Access {
+        self.peers
+            .get(&conn)
+            .map_or(Access::None, |peer| peer.access)
+    }
+
+    /// The document was just created by `conn`'s upload: record its creator, and detach
+    /// connections whose access counted on creating it themselves.
+    fn on_created(&mut self, conn: ConnectionId) {
+        let creator = self
+            .peers
+            .get(&conn)
+            .and_then(|peer| peer.principal.subject().map(str::to_owned));
+        self.pending.created_by.clone_from(&creator);
+        self.created_by = creator;
+        let conns: Vec<ConnectionId> = self.peers.keys().copied().collect();
+        for other in conns {
+            let access = self.access_for(&self.peers[&other].principal);
+            let peer = self.peers.get_mut(&other).expect("listed above");
+            if access == peer.access {
+                continue;
+            }
+            let was = std::mem::replace(&mut peer.access, access);
+            if access == Access::None {
+                let effect = self.session.detach(other);
+                self.apply(effect.into_iter().collect());
+            } else if was > Access::None {
+                self.session.set_read_only(other, access < Access::Write);
+            }
+        }
     }
 
     fn handle_sync(
@@ -252,8 +322,26 @@ impl Worker {
         conn: ConnectionId,
         kind: SyncKind,
         message: automerge::sync::Message,
+        context: &WorkerContext,
     ) {
-        let large = message.changes.iter().map(<[u8]>::len).sum::<usize>() > LARGE_SYNC_BYTES;
+        let access = self.access(conn);
+        if access == Access::None {
+            self.metrics.access_denied("unreadable");
+            self.send_unavailable(conn);
+            return;
+        }
+        let incoming = message.changes.iter().map(<[u8]>::len).sum::<usize>();
+        let limit = context.services.limits.max_document_bytes;
+        if access == Access::Write && self.bytes_logged.saturating_add(incoming as u64) > limit {
+            self.metrics.limit_hit("document_size");
+            let reason = format!(
+                "the document would exceed its limit of {limit} bytes (sync.max_document_bytes); \
+                 these changes were not applied"
+            );
+            self.refuse(conn, &reason);
+            return;
+        }
+        let large = incoming > LARGE_SYNC_BYTES;
         let session = &mut self.session;
         let received = if large {
             off_async_threads(|| session.receive(conn, kind, message))
@@ -261,7 +349,12 @@ impl Worker {
             session.receive(conn, kind, message)
         };
         match received {
-            Ok(effects) => self.apply(effects),
+            Ok(effects) => {
+                if effects.contains(&SessionEffect::Created) {
+                    self.on_created(conn);
+                }
+                self.apply(effects);
+            }
             Err(err) => self.reject(conn, &err.to_string()),
         }
     }
@@ -280,6 +373,10 @@ impl Worker {
                     self.pending.sync_states.push((storage_id.0, state));
                 }
                 SessionEffect::Unavailable(conn) => self.send_unavailable(conn),
+                SessionEffect::RefusedWrite(conn) => {
+                    self.metrics.access_denied("read_only");
+                    debug!(%conn, "a read-only peer sent changes; not applied");
+                }
                 SessionEffect::Created => {
                     debug!("document created by upload");
                     self.pending.created_at_ms = Some(now_ms());
@@ -302,6 +399,7 @@ impl Worker {
         let received_at_ms = now_ms();
         let received_at = i64::try_from(received_at_ms / 1000).unwrap_or(i64::MAX);
         for change in changes {
+            self.bytes_logged += change.bytes.len() as u64;
             if change.timestamp > received_at {
                 self.future_stamped.insert(change.hash, received_at);
             }
@@ -555,14 +653,23 @@ impl Worker {
 
     /// A peer sent sync data that cannot be applied: tell it why and close its connection.
     fn reject(&mut self, conn: ConnectionId, reason: &str) {
+        if let Some(peer) = self.peers.get(&conn) {
+            warn!(%conn, peer = %peer.id, %reason, "invalid sync message; closing connection");
+        }
+        self.refuse(conn, &format!("invalid sync message: {reason}"));
+    }
+
+    /// Sends `conn` an `error` saying why its message was not applied, and closes it: its peer
+    /// would otherwise take the changes as delivered.
+    fn refuse(&mut self, conn: ConnectionId, message: &str) {
         let Some(peer) = self.peers.get(&conn) else {
             return;
         };
-        warn!(%conn, peer = %peer.id, %reason, "invalid sync message; closing connection");
+        info!(%conn, peer = %peer.id, %message, "refusing a sync message; closing connection");
         peer.outbound.try_send(Message::Error(ErrorMessage {
             sender_id: Some(self.server_peer.clone()),
             target_id: Some(peer.id.clone()),
-            message: format!("invalid sync message: {reason}"),
+            message: message.to_owned(),
         }));
         peer.outbound.close(CloseReason::InvalidInput);
     }
@@ -585,10 +692,13 @@ impl Worker {
     }
 }
 
+/// A stored document's session, next seq, changes since its snapshot, and bookkeeping row.
+type Loaded = (DocumentSession, u64, u64, DocumentMeta);
+
 fn load_stored(
     storage: &crate::storage::Storage,
     id: DocumentId,
-) -> Result<Option<(DocumentSession, u64, u64)>, String> {
+) -> Result<Option<Loaded>, String> {
     let Some(stored) = storage.load_document(&id).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
@@ -596,7 +706,12 @@ fn load_stored(
         .load()
         .map_err(|e| format!("stored document does not load: {e}"))?;
     let logged = stored.changes.len() as u64;
-    Ok(Some((DocumentSession::new(doc), stored.next_seq, logged)))
+    Ok(Some((
+        DocumentSession::new(doc),
+        stored.next_seq,
+        logged,
+        stored.meta,
+    )))
 }
 
 async fn load_sync_state(
@@ -733,6 +848,7 @@ fn write_import(
 
 fn is_empty(write: &DocumentWrite) -> bool {
     write.created_at_ms.is_none()
+        && write.created_by.is_none()
         && write.changes.is_empty()
         && write.sync_states.is_empty()
         && write.snapshot.is_none()

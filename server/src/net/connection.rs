@@ -6,17 +6,24 @@
 //! document workers. The writer half (a second task) owns the sink: it sends queued control
 //! messages, pulls sync messages from workers for documents marked ready in [`Outbound`], and
 //! pings. Invalid input closes this connection only, after an `error` message that names it.
+//!
+//! The reader also enforces the connection's limits: `join` within the handshake timeout, a
+//! token bucket on incoming messages (a fast peer is read more slowly, not dropped), a cap on
+//! attached documents, and the token's expiry. A document the token cannot read is answered
+//! `doc-unavailable`, exactly like a missing one, without loading it when the grants alone
+//! decide; otherwise the document's worker decides, since only it knows the creator.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use syncline_shared::ids::{DocumentId, PeerId, StorageId};
 use syncline_shared::protocol::{
-    DecodeError, Ephemeral, ErrorMessage, Join, Message, Peer, PeerMetadata, SyncMessage,
+    DecodeError, DocUnavailable, Ephemeral, ErrorMessage, Join, Message, Peer, PeerMetadata,
+    SyncMessage,
 };
 use syncline_shared::session::{ConnectionId, SyncKind};
 use tokio::time::Instant;
@@ -24,6 +31,7 @@ use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use super::NetState;
 use super::outbound::{CloseReason, Outbound, OutboundReceiver};
+use crate::auth::{Access, Principal};
 use crate::documents::{DocumentCommand, DocumentHandle};
 
 /// The protocol version this server speaks.
@@ -66,6 +74,9 @@ struct Joined {
 struct Connection {
     id: ConnectionId,
     state: Arc<NetState>,
+    principal: Arc<Principal>,
+    /// Paces incoming messages.
+    bucket: Bucket,
     outbound: Arc<Outbound>,
     attached: Attached,
     joined: Option<Joined>,
@@ -74,16 +85,59 @@ struct Connection {
     peer: Arc<OnceLock<PeerId>>,
 }
 
+/// A token bucket: `rate` tokens a second, holding at most `burst`. A message takes one token;
+/// when none is left the reader waits until one has accrued.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32, burst: u32) -> Self {
+        Self {
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            at: Instant::now(),
+        }
+    }
+
+    /// Takes a token; how long to wait before using it (zero if one was there).
+    fn take(&mut self, now: Instant) -> Duration {
+        let accrued = now.saturating_duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + accrued).min(self.burst) - 1.0;
+        self.at = now;
+        match self.tokens >= 0.0 {
+            true => Duration::ZERO,
+            false => Duration::from_secs_f64(-self.tokens / self.rate),
+        }
+    }
+}
+
+/// Whether a frame is a message the peer sent (as opposed to a ping, pong or close).
+fn is_message(frame: &WsMessage) -> bool {
+    matches!(frame, WsMessage::Binary(_) | WsMessage::Text(_))
+}
+
 /// Serves one upgraded socket until either side closes it.
-pub async fn run(socket: WebSocket, state: Arc<NetState>) {
+pub async fn run(socket: WebSocket, state: Arc<NetState>, principal: Arc<Principal>) {
     let id = state.next_connection_id();
-    let span = info_span!("conn", conn = %id, peer = field::Empty);
+    let span = info_span!("conn", conn = %id, peer = field::Empty, subject = field::Empty);
+    if let Some(subject) = principal.subject() {
+        span.record("subject", subject);
+    }
     async move {
         state.metrics.connections.inc();
         let (sink, stream) = socket.split();
         let (outbound, receiver) = Outbound::new();
+        let limits = &state.limits;
         let mut connection = Connection {
             id,
+            bucket: Bucket::new(limits.max_messages_per_second, limits.message_burst),
+            principal,
             state: state.clone(),
             outbound: Arc::new(outbound),
             attached: Attached::default(),
@@ -106,6 +160,18 @@ pub async fn run(socket: WebSocket, state: Arc<NetState>) {
 impl Connection {
     async fn read(&mut self, mut stream: SplitStream<WebSocket>) {
         let shutdown = self.state.shutdown.clone();
+        let handshake_deadline = Instant::now() + self.state.limits.handshake_timeout;
+        let expiry = self.principal.expires_at().map(|at| {
+            let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+            Instant::now() + left
+        });
+        let expired = async {
+            match expiry {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expired);
         loop {
             let frame = tokio::select! {
                 frame = stream.next() => frame,
@@ -114,11 +180,29 @@ impl Connection {
                     self.outbound.close(CloseReason::Shutdown);
                     break;
                 }
+                () = tokio::time::sleep_until(handshake_deadline), if self.joined.is_none() => {
+                    self.state.metrics.limit_hit("handshake_timeout");
+                    let timeout = self.state.limits.handshake_timeout;
+                    self.reject(Reject::new(
+                        "handshake_timeout",
+                        format!("no join within {} ms of connecting", timeout.as_millis()),
+                    ));
+                    break;
+                }
+                () = &mut expired => {
+                    self.expire();
+                    break;
+                }
             };
             let next = match frame {
                 None => Next::Close,
                 Some(Err(err)) => self.on_transport_error(err),
-                Some(Ok(frame)) => self.on_frame(frame).await,
+                Some(Ok(frame)) => {
+                    if is_message(&frame) && !self.pace(&shutdown).await {
+                        break;
+                    }
+                    self.on_frame(frame).await
+                }
             };
             if let Next::Close = next {
                 break;
@@ -126,6 +210,40 @@ impl Connection {
         }
         // Let the writer flush any error message and send a close frame.
         self.outbound.close(CloseReason::Finished);
+    }
+
+    /// Waits, if the peer is over its message rate, until the bucket has a token; false if the
+    /// connection closed meanwhile.
+    async fn pace(&mut self, shutdown: &tokio_util::sync::CancellationToken) -> bool {
+        let wait = self.bucket.take(Instant::now());
+        if wait.is_zero() {
+            return true;
+        }
+        self.state.metrics.limit_hit("message_rate");
+        debug!(
+            wait_ms = wait.as_millis() as u64,
+            "peer over its message rate; reading slower"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = self.outbound.closed() => false,
+            () = shutdown.cancelled() => {
+                self.outbound.close(CloseReason::Shutdown);
+                false
+            }
+        }
+    }
+
+    /// The token ran out: say so and close.
+    fn expire(&self) {
+        info!("token expired; closing connection");
+        self.state.metrics.access_denied("expired");
+        self.outbound.try_send(Message::Error(ErrorMessage {
+            sender_id: Some(self.state.server_peer.clone()),
+            target_id: self.joined.as_ref().map(|j| j.peer.clone()),
+            message: "the connection's token has expired; reconnect with a new token".into(),
+        }));
+        self.outbound.close(CloseReason::Expired);
     }
 
     async fn on_frame(&mut self, frame: WsMessage) -> Next {
@@ -257,6 +375,10 @@ impl Connection {
     }
 
     async fn handle_sync(&mut self, sync: SyncMessage, kind: SyncKind) -> Result<Next, Reject> {
+        if self.unreadable(&sync.document_id) {
+            self.answer_unavailable(sync.document_id);
+            return Ok(Next::Continue);
+        }
         let message = automerge::sync::Message::decode(&sync.data)
             .map_err(|err| Reject::new("invalid_sync_data", format!("invalid sync data: {err}")))?;
         let command = DocumentCommand::Sync {
@@ -268,6 +390,9 @@ impl Connection {
     }
 
     async fn handle_ephemeral(&mut self, message: Ephemeral) -> Result<Next, Reject> {
+        if self.unreadable(&message.document_id) {
+            return Ok(Next::Continue);
+        }
         let command = DocumentCommand::Ephemeral {
             conn: self.id,
             message: message.clone(),
@@ -281,7 +406,7 @@ impl Connection {
         document: DocumentId,
         command: DocumentCommand,
     ) -> Result<Next, Reject> {
-        let handle = self.attach(document).await;
+        let handle = self.attach(document).await?;
         if handle.send(command).await {
             Ok(Next::Continue)
         } else {
@@ -291,10 +416,40 @@ impl Connection {
         }
     }
 
-    async fn attach(&mut self, document: DocumentId) -> DocumentHandle {
+    /// Whether the token's grants alone rule the document out; the peer is then answered as if
+    /// the document did not exist, without loading it.
+    fn unreadable(&self, document: &DocumentId) -> bool {
+        let denied = self.principal.access_if_known(document) == Some(Access::None);
+        if denied {
+            self.state.metrics.access_denied("unreadable");
+        }
+        denied
+    }
+
+    fn answer_unavailable(&self, document: DocumentId) {
+        let Some(joined) = &self.joined else { return };
+        self.outbound
+            .try_send(Message::DocUnavailable(DocUnavailable {
+                sender_id: self.state.server_peer.clone(),
+                target_id: joined.peer.clone(),
+                document_id: document,
+            }));
+    }
+
+    async fn attach(&mut self, document: DocumentId) -> Result<DocumentHandle, Reject> {
         let existing = self.attached().get(&document).cloned();
         if let Some(handle) = existing {
-            return handle;
+            return Ok(handle);
+        }
+        let limit = self.state.limits.max_documents_per_connection;
+        if self.attached().len() >= limit {
+            self.state.metrics.limit_hit("documents_per_connection");
+            return Err(Reject::new(
+                "too_many_documents",
+                format!(
+                    "more than {limit} documents on one connection (sync.max_documents_per_connection)"
+                ),
+            ));
         }
         let joined = self
             .joined
@@ -306,10 +461,11 @@ impl Connection {
             peer: joined.peer,
             storage_id: joined.storage_id,
             outbound: self.outbound.clone(),
+            principal: self.principal.clone(),
         };
         handle.send(attach).await;
         self.attached().insert(document, handle.clone());
-        handle
+        Ok(handle)
     }
 
     fn attached(&self) -> std::sync::MutexGuard<'_, HashMap<DocumentId, DocumentHandle>> {
@@ -345,10 +501,23 @@ impl Connection {
             }
         };
         match err {
-            tungstenite::Error::Capacity(limit) => self.reject(Reject::new(
-                "too_large",
-                format!("{limit}; the server's limit is sync.max_message_bytes"),
-            )),
+            tungstenite::Error::Capacity(limit) => {
+                let limits = &self.state.limits;
+                let frame = matches!(
+                    limit,
+                    tungstenite::error::CapacityError::MessageTooLong { max_size, .. }
+                        if max_size == limits.max_frame_bytes && max_size != limits.max_message_bytes
+                );
+                let (metric, key) = match frame {
+                    true => ("frame_size", "sync.max_frame_bytes"),
+                    false => ("message_size", "sync.max_message_bytes"),
+                };
+                self.state.metrics.limit_hit(metric);
+                self.reject(Reject::new(
+                    "too_large",
+                    format!("{limit}; the server's limit is {key}"),
+                ))
+            }
             tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_) => {
                 self.reject(Reject::new("transport", format!("websocket error: {err}")))
             }
@@ -516,15 +685,16 @@ impl Writer {
                 return;
             }
         }
-        let code = match self.outbound.close_reason() {
-            Some(CloseReason::InvalidInput) => 1008,
-            Some(CloseReason::StorageFailed) => 1011,
-            Some(CloseReason::Shutdown) => 1001,
-            _ => 1000,
+        let (code, reason) = match self.outbound.close_reason() {
+            Some(CloseReason::InvalidInput) => (1008, ""),
+            Some(CloseReason::Expired) => (1008, "token expired"),
+            Some(CloseReason::StorageFailed) => (1011, ""),
+            Some(CloseReason::Shutdown) => (1001, ""),
+            _ => (1000, ""),
         };
         let frame = CloseFrame {
             code,
-            reason: "".into(),
+            reason: reason.into(),
         };
         let _ = self.send_frame(WsMessage::Close(Some(frame))).await;
     }

@@ -1,31 +1,38 @@
 //! The network edge: one HTTP listener that serves WebSocket sync and the operational endpoints.
 //!
 //! `GET /` and `GET /sync` upgrade to the automerge-repo WebSocket protocol; each upgraded socket
-//! becomes a [`connection`] task. `/healthz` and `/readyz` answer 200 while sync traffic is
-//! accepted (storage is open before the listener starts), and `/metrics` serves Prometheus text.
+//! becomes a [`connection`] task. The upgrade is where access control and the per-address
+//! connection limit apply: a missing or bad token is refused with 401, a token that grants
+//! nothing with 403, one connection too many from an address with 429. `/healthz` and `/readyz`
+//! answer 200 while sync traffic is accepted (storage is open before the listener starts), and
+//! `/metrics` serves Prometheus text; those three never need a token.
 
 pub mod connection;
 pub mod outbound;
+pub mod serve;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Json, Router};
 use syncline_shared::ids::{PeerId, StorageId};
 use syncline_shared::session::ConnectionId;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::http::{Gate, forbidden, unauthorized};
 use crate::config::SyncLimits;
 use crate::documents::Registry;
 use crate::metrics::Metrics;
 use outbound::{CloseReason, Outbound};
+use tracing::{debug, warn};
 
 /// Everything the listener and its connections share.
 #[derive(Debug)]
@@ -44,9 +51,12 @@ pub struct NetState {
     pub shutdown: CancellationToken,
     /// Tracks connection tasks, so shutdown can wait for them.
     pub connections: TaskTracker,
+    /// Who a request is.
+    pub gate: Gate,
     accepting: AtomicBool,
     next_connection: AtomicU64,
     peers: PeerTable,
+    per_address: Arc<AddressTable>,
 }
 
 impl NetState {
@@ -57,6 +67,7 @@ impl NetState {
         registry: Registry,
         metrics: Arc<Metrics>,
         limits: SyncLimits,
+        gate: Gate,
     ) -> Self {
         Self {
             server_peer,
@@ -66,9 +77,11 @@ impl NetState {
             limits,
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
+            gate,
             accepting: AtomicBool::new(true),
             next_connection: AtomicU64::new(1),
             peers: PeerTable::default(),
+            per_address: Arc::default(),
         }
     }
 
@@ -121,6 +134,61 @@ impl PeerTable {
     }
 }
 
+/// Open WebSocket connections per remote address.
+#[derive(Debug, Default)]
+struct AddressTable {
+    /// Held only to change one count.
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl AddressTable {
+    /// Counts one more connection from `ip`, unless it already has `limit`.
+    fn admit(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<AddressSlot> {
+        let mut open = self
+            .open
+            .lock()
+            .expect("address table lock is never poisoned");
+        let count = open.entry(ip).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One counted connection; dropping it frees the slot.
+#[derive(Debug)]
+pub struct AddressSlot {
+    table: Arc<AddressTable>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .table
+            .open
+            .lock()
+            .expect("address table lock is never poisoned");
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A JSON error body, `{"error": {"code", "message"}}`, the shape of every HTTP error.
+pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    (status, Json(body)).into_response()
+}
+
 /// The HTTP routes.
 pub fn router(state: Arc<NetState>) -> Router {
     Router::new()
@@ -132,16 +200,53 @@ pub fn router(state: Arc<NetState>) -> Router {
         .with_state(state)
 }
 
-async fn upgrade(State(state): State<Arc<NetState>>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(state): State<Arc<NetState>>,
+    ws: WebSocketUpgrade,
+    request: Request,
+) -> Response {
     if !state.is_accepting() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down",
+        );
+    }
+    let principal = match state.gate.identify(request.headers(), request.uri()) {
+        Ok(principal) => principal,
+        Err(err) => {
+            debug!(reason = err.reason(), "websocket upgrade refused: {err}");
+            return unauthorized(&err);
+        }
+    };
+    if !principal.grants_anything() {
+        return forbidden("the token grants no documents");
     }
     let limits = &state.limits;
+    let ip = serve::remote_addr(request.extensions()).map(|addr| addr.ip());
+    let slot = match ip {
+        Some(ip) => match state.per_address.admit(ip, limits.max_connections_per_ip) {
+            Some(slot) => Some(slot),
+            None => {
+                state.metrics.limit_hit("connections_per_ip");
+                warn!(%ip, limit = limits.max_connections_per_ip, "too many connections from one address; refusing");
+                return json_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_connections",
+                    "too many open connections from this address (sync.max_connections_per_ip)",
+                );
+            }
+        },
+        None => None,
+    };
     ws.max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .on_upgrade(move |socket| {
             let tracker = state.connections.clone();
-            tracker.track_future(connection::run(socket, state))
+            tracker.track_future(async move {
+                connection::run(socket, state, principal).await;
+                drop(slot);
+            })
         })
 }
 

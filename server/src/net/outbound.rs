@@ -32,6 +32,8 @@ pub enum CloseReason {
     Shutdown,
     /// The peer sent something invalid; an `error` message says what.
     InvalidInput,
+    /// The connection's token expired; an `error` message says so.
+    Expired,
     /// The peer closed its side or left.
     Finished,
 }

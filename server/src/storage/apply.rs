@@ -177,8 +177,10 @@ impl<'txn> BatchTables<'txn> {
         now_ms: u64,
     ) -> Result<(), StorageError> {
         let stored = self.document_meta(doc)?;
+        let exists = stored.is_some();
         let mut meta = stored.unwrap_or_else(|| DocumentMeta {
             created_at_ms: created_at_ms(write, now_ms),
+            created_by: write.created_by.clone(),
             ..DocumentMeta::default()
         });
 
@@ -188,7 +190,7 @@ impl<'txn> BatchTables<'txn> {
             meta.bytes_logged += change.bytes.len() as u64;
         }
 
-        if stored.is_none() || !new.is_empty() {
+        if !exists || !new.is_empty() {
             self.documents.insert(doc, meta.encode()?.as_slice())?;
         }
         Ok(())

@@ -32,6 +32,12 @@ impl Storage {
         }))
     }
 
+    /// A document's bookkeeping row, or `None` if it was never written. Blocking.
+    pub fn document_meta(&self, id: &DocumentId) -> Result<Option<DocumentMeta>, StorageError> {
+        let txn = self.db.begin_read()?;
+        document_meta(&txn, id.as_bytes())
+    }
+
     /// The change rows from `from_seq` on, to bring a copy loaded earlier up to date; `None` if
     /// a compaction has folded some of them into the snapshot since (load the document anew).
     /// Blocking.

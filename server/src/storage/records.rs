@@ -14,7 +14,7 @@ use super::StorageError;
 use super::types::Snapshot;
 
 /// Per-document bookkeeping, kept in the `documents` table for as long as the document exists.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocumentMeta {
     /// When the server first stored the document, in milliseconds since the Unix epoch.
     pub created_at_ms: u64,
@@ -22,6 +22,10 @@ pub struct DocumentMeta {
     pub change_count: u64,
     /// Total raw bytes of those changes, before any compaction.
     pub bytes_logged: u64,
+    /// The token subject whose upload created the document, when access control was on; the
+    /// `own` grant of that subject's tokens covers it.
+    #[serde(default)]
+    pub created_by: Option<String>,
 }
 
 /// The `change_meta` row of one change: what the event log lists after compaction.
@@ -265,7 +269,7 @@ mod tests {
             change_count in any::<u64>(),
             bytes_logged in any::<u64>(),
         ) {
-            let meta = DocumentMeta { created_at_ms, change_count, bytes_logged };
+            let meta = DocumentMeta { created_at_ms, change_count, bytes_logged, created_by: None };
             prop_assert_eq!(DocumentMeta::decode(&meta.encode()?)?, meta);
         }
 

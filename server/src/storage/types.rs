@@ -93,6 +93,8 @@ pub struct DocumentWrite {
     /// Set on the write that creates the document. A write without it for an unknown document
     /// still creates the row, dated by its first change (or by the writer's clock).
     pub created_at_ms: Option<u64>,
+    /// The token subject creating the document, stored with `created_at_ms`.
+    pub created_by: Option<String>,
     /// Changes to log, in seq order.
     pub changes: Vec<NewChange>,
     /// `(peer storage id, encoded Automerge sync state)` to keep for peers that persist.
@@ -116,6 +118,7 @@ impl DocumentWrite {
         Self {
             document,
             created_at_ms: None,
+            created_by: None,
             changes: Vec::new(),
             sync_states: Vec::new(),
             snapshot: None,

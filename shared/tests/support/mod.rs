@@ -487,6 +487,9 @@ impl Network {
                     panic!("the harness document always exists, yet {conn} was told unavailable")
                 }
                 SessionEffect::Created => panic!("the harness document exists from the start"),
+                SessionEffect::RefusedWrite(conn) => {
+                    panic!("no harness client is read-only, yet {conn}'s changes were refused")
+                }
             }
         }
     }
