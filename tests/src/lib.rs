@@ -5,6 +5,7 @@
 //! - [`native`]: helpers for suites that drive the native client library.
 //! - [`radicale`]: a real CalDAV server (Radicale) on loopback.
 //! - [`receiver`]: a webhook receiver on loopback that fails on purpose.
+//! - [`tokens`]: access tokens for servers with an `[auth]` section.
 //! - [`peer`]: a protocol peer over a real WebSocket that creates, changes and opens documents
 //!   and waits for the server's durable acknowledgement; also sends raw messages and frames.
 //!
@@ -16,3 +17,4 @@ pub mod peer;
 pub mod radicale;
 pub mod receiver;
 pub mod server;
+pub mod tokens;

@@ -301,6 +301,17 @@ impl RawPeer {
         self.replica(doc).unavailable
     }
 
+    /// Changes `doc` and sends the change although the server marked this connection
+    /// read-only, as a peer that ignores Automerge's read-only flag would; returns the hash.
+    pub async fn change_ignoring_read_only(
+        &mut self,
+        doc: DocumentId,
+        f: impl FnOnce(&mut AutoCommit),
+    ) -> Result<ChangeHash> {
+        self.replica(doc).state.peer_read_only = false;
+        self.change(doc, f).await
+    }
+
     /// Our copy of `doc`, for reads (`get_change_by_hash`, `hydrate`, ...).
     pub fn document(&mut self, doc: DocumentId) -> &Automerge {
         self.replica(doc).doc.document()

@@ -152,6 +152,24 @@ impl ServerProcess {
         })
     }
 
+    /// The config file the server was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self.data_dir.with_extension("toml")
+    }
+
+    /// The value of one labelled sample, `name{labels}` (labels as written, for example
+    /// `limit="frame_size"`); 0 when the server has not recorded it yet.
+    pub async fn metric_with(&self, name: &str, labels: &str) -> Result<f64> {
+        let text = http_get(self.addr, "/metrics").await?;
+        let wanted = format!("{name}{{{labels}}} ");
+        Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix(&wanted))
+            .map(|value| value.trim().parse())
+            .transpose()?
+            .unwrap_or(0.0))
+    }
+
     /// `ws://` URL of the sync endpoint.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/", self.addr)

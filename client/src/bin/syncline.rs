@@ -38,6 +38,9 @@ struct Args {
     /// Seconds to wait for a server before giving up.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
+    /// Access token for servers with access control, sent as `Authorization: Bearer`.
+    #[arg(long, env = "SYNCLINE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -119,7 +122,14 @@ async fn run(args: Args) -> Result<()> {
         Some(dir) => dir.clone(),
         None => default_store()?,
     };
-    let client = Client::open(&store, ClientConfig::default())
+    let mut config = ClientConfig::default();
+    if let Some(token) = args.token.clone() {
+        config.token = Some(std::sync::Arc::new(move || {
+            let token = token.clone();
+            Box::pin(async move { Some(token) })
+        }));
+    }
+    let client = Client::open(&store, config)
         .await
         .with_context(|| format!("cannot open the local store {}", store.display()))?;
     for url in &args.server {

@@ -266,9 +266,10 @@ impl Authenticator {
         for key in keys {
             match jsonwebtoken::decode::<Claims>(token, key, validation) {
                 Ok(data) => {
-                    // A live connection is cut when the server would refuse the token.
+                    // A live connection is cut at the first second the server would refuse
+                    // the token: the check passes while `exp >= now - leeway`.
                     let claims = data.claims;
-                    let until = claims.exp.saturating_add(self.leeway);
+                    let until = claims.exp.saturating_add(self.leeway).saturating_add(1);
                     return Principal::from_grants(claims.sub, until, &claims.docs, claims.admin)
                         .map_err(AuthError::Grants);
                 }
