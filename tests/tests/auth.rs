@@ -618,3 +618,28 @@ async fn no_auth_means_loopback_only() -> Result<()> {
     ensure!(output.stdout.is_empty(), "it announced a listener");
     Ok(())
 }
+
+/// Joining under another subject's peer id does not close that subject's connection.
+#[tokio::test]
+async fn a_peer_id_cannot_be_taken_over_by_another_subject() -> Result<()> {
+    let h = Harness::start().await?;
+    let alice_token = h.token("alice", &Grant::write(&["own"]))?;
+    let mut alice = h.peer("shared-peer-id", &alice_token).await?;
+    let mallory_token = h.token("mallory", &Grant::write(&["own"]))?;
+    let _mallory = h.peer("shared-peer-id", &mallory_token).await?;
+    let doc = alice.create_document(|_| {}).await?;
+    let heads = alice.heads(doc);
+    alice.wait_acknowledged(doc, &heads, WAIT).await?;
+    // The same subject joining again does replace its older connection.
+    let _again = h.peer("shared-peer-id", &alice_token).await?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        ensure!(
+            Instant::now() < deadline,
+            "alice's older connection stayed open"
+        );
+        if alice.recv(WAIT).await.is_err() {
+            return Ok(());
+        }
+    }
+}

@@ -353,9 +353,11 @@ impl Connection {
         tracing::Span::current().record("peer", field::display(&join.sender_id));
         info!(storage = storage_id.is_some(), "peer joined");
 
-        self.state
-            .peers
-            .join(&join.sender_id, self.id, self.outbound.clone());
+        self.state.peers.join(
+            self.peer_key(&join.sender_id),
+            self.id,
+            self.outbound.clone(),
+        );
         let reply = Message::Peer(Peer {
             sender_id: self.state.server_peer.clone(),
             target_id: join.sender_id.clone(),
@@ -414,6 +416,10 @@ impl Connection {
             warn!(doc = %document, "document worker stopped; closing connection");
             Ok(Next::Close)
         }
+    }
+
+    fn peer_key(&self, peer: &PeerId) -> (Option<String>, PeerId) {
+        (self.principal.subject().map(str::to_owned), peer.clone())
     }
 
     /// Whether the token's grants alone rule the document out; the peer is then answered as if
@@ -542,7 +548,9 @@ impl Connection {
             handle.send(DocumentCommand::Detach { conn: self.id }).await;
         }
         if let Some(joined) = &self.joined {
-            self.state.peers.leave(&joined.peer, self.id);
+            self.state
+                .peers
+                .leave(&self.peer_key(&joined.peer), self.id);
         }
         debug!(reason = ?self.outbound.close_reason(), "connection closed");
     }

@@ -99,37 +99,42 @@ impl NetState {
     }
 }
 
-/// Which connection each joined peer id is on, so a second join replaces the first.
+/// Which connection each joined peer id is on, so a second join replaces the first. Peers are
+/// told apart by token subject too: a token holder cannot close another subject's connection by
+/// joining under its peer id.
 #[derive(Debug, Default)]
 struct PeerTable {
     /// Held only to read or swap one entry.
-    by_peer: Mutex<HashMap<PeerId, (ConnectionId, Arc<Outbound>)>>,
+    by_peer: Mutex<HashMap<PeerKey, (ConnectionId, Arc<Outbound>)>>,
 }
+
+/// A joined peer: the token subject (`None` without access control) and the peer id.
+type PeerKey = (Option<String>, PeerId);
 
 impl PeerTable {
     /// Registers a joined peer; an older connection of the same peer is asked to close.
-    fn join(&self, peer: &PeerId, conn: ConnectionId, outbound: Arc<Outbound>) {
+    fn join(&self, key: PeerKey, conn: ConnectionId, outbound: Arc<Outbound>) {
         let previous = self
             .by_peer
             .lock()
             .expect("peer table lock is never poisoned")
-            .insert(peer.clone(), (conn, outbound));
+            .insert(key.clone(), (conn, outbound));
         if let Some((old_conn, old)) = previous
             && old_conn != conn
         {
-            tracing::info!(peer = %peer, old = %old_conn, new = %conn, "peer joined again; closing its older connection");
+            tracing::info!(peer = %key.1, old = %old_conn, new = %conn, "peer joined again; closing its older connection");
             old.close(CloseReason::Replaced);
         }
     }
 
     /// Forgets a peer's entry if it still belongs to this connection.
-    fn leave(&self, peer: &PeerId, conn: ConnectionId) {
+    fn leave(&self, key: &PeerKey, conn: ConnectionId) {
         let mut by_peer = self
             .by_peer
             .lock()
             .expect("peer table lock is never poisoned");
-        if by_peer.get(peer).is_some_and(|(c, _)| *c == conn) {
-            by_peer.remove(peer);
+        if by_peer.get(key).is_some_and(|(c, _)| *c == conn) {
+            by_peer.remove(key);
         }
     }
 }
