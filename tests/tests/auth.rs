@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use automerge::ReadDoc;
+use automerge::sync::SyncDoc;
 use automerge::transaction::Transactable;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
@@ -297,12 +298,11 @@ async fn a_stranger_cannot_learn_whether_a_document_exists() -> Result<()> {
     // A `sync` carrying changes is refused the same way and changes nothing.
     let mut forged = automerge::AutoCommit::new();
     forged.put(automerge::ROOT, "secret", "overwritten")?;
-    let data = automerge::sync::SyncDoc::generate_sync_message(
-        &mut forged.sync(),
-        &mut automerge::sync::State::new(),
-    )
-    .context("first message")?
-    .encode();
+    let data = forged
+        .sync()
+        .generate_sync_message(&mut automerge::sync::State::new())
+        .context("first message")?
+        .encode();
     stranger
         .send(Message::Sync(SyncMessage {
             sender_id: stranger.peer_id().clone(),

@@ -72,9 +72,11 @@ async fn frame_and_message_sizes_are_limited() -> Result<()> {
 
     let mut peer = RawPeer::connect(&server.ws_url(), "big-message").await?;
     let part = |opcode, last| {
-        let mut header = FrameHeader::default();
-        header.opcode = opcode;
-        header.is_final = last;
+        let header = FrameHeader {
+            opcode,
+            is_final: last,
+            ..FrameHeader::default()
+        };
         Frame::Frame(RawFrame::from_payload(header, vec![0u8; 2000].into()))
     };
     peer.send_frame(part(OpCode::Data(Data::Binary), false))
@@ -215,10 +217,10 @@ async fn sockets_that_hold_without_speaking_are_closed() -> Result<()> {
     let started = Instant::now();
     let mut error = None;
     while let Some(frame) = tokio::time::timeout(WAIT, socket.next()).await? {
-        if let Ok(Frame::Binary(bytes)) = frame {
-            if let Ok(Message::Error(e)) = Message::decode(&bytes) {
-                error = Some(e.message);
-            }
+        if let Ok(Frame::Binary(bytes)) = frame
+            && let Ok(Message::Error(e)) = Message::decode(&bytes)
+        {
+            error = Some(e.message);
         }
     }
     let error = error.context("no error before the close")?;

@@ -311,9 +311,15 @@ impl Worker {
             if access == Access::None {
                 let effect = self.session.detach(other);
                 self.apply(effect.into_iter().collect());
-            } else if was > Access::None {
-                self.session.set_read_only(other, access < Access::Write);
+                continue;
             }
+            if was == Access::None {
+                // Not reachable with today's grants (a creator can only narrow access), but an
+                // attached session is what every later message of a permitted peer needs.
+                let id = peer.id.clone();
+                self.session.attach(other, id, None, None);
+            }
+            self.session.set_read_only(other, access < Access::Write);
         }
     }
 
