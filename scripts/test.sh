@@ -73,6 +73,9 @@ header "syncline-load --smoke (load benchmark, short run, also through a webhook
 if ! "$TARGET_DIR/debug/syncline-load" --smoke; then
   FAILED+=("syncline-load --smoke")
 fi
+if ! "$TARGET_DIR/debug/syncline-load" --smoke --auth; then
+  FAILED+=("syncline-load --smoke --auth")
+fi
 if ! "$TARGET_DIR/debug/syncline-load" --smoke --bridge state; then
   FAILED+=("syncline-load --smoke --bridge state")
 fi

@@ -67,6 +67,10 @@ struct Args {
     /// receiver on loopback, and report deliveries per second and commit-to-delivery latency.
     #[arg(long)]
     bridge: Option<String>,
+    /// Run the server with access control: every peer presents a token (in the URL, as a
+    /// browser does), so the figures include verifying it and checking grants.
+    #[arg(long)]
+    auth: bool,
     /// A short run that proves the benchmark works: peers 1,4 for 1 second each.
     #[arg(long, conflicts_with_all = ["peers", "seconds"])]
     smoke: bool,
@@ -153,17 +157,29 @@ async fn run(args: &Args) -> Result<()> {
         Some(mode) => Some(bridge::Bridge::start(mode).await?),
         None => None,
     };
+    let mut config = bridge
+        .as_ref()
+        .map(bridge::Bridge::config)
+        .unwrap_or_default();
+    if args.auth {
+        config.push_str(syncline_tests::tokens::AUTH_CONFIG);
+    }
     let options = ServerOptions {
-        config: bridge
-            .as_ref()
-            .map(bridge::Bridge::config)
-            .unwrap_or_default(),
+        config,
         log_filter: "warn".to_owned(),
         ..ServerOptions::default()
     };
     let server = ServerProcess::start(&scratch.data_dir(), &options).await?;
     let log = server.log.clone();
-    let result = run_levels(&server, &levels, bridge.as_ref(), args.bridge.as_deref()).await;
+    let url = match args.auth {
+        true => {
+            let grant = syncline_tests::tokens::Grant::write(&["*"]);
+            let token = syncline_tests::tokens::mint(&server.config_path(), "load", &grant)?;
+            syncline_tests::tokens::with_token(&server.ws_url(), &token)
+        }
+        false => server.ws_url(),
+    };
+    let result = run_levels(&server, &url, &levels, bridge.as_ref(), args.bridge.as_deref()).await;
     match result {
         Ok(()) => stop(server).await?,
         Err(error) => {
@@ -190,10 +206,11 @@ fn print_header(args: &Args, levels: &[Level], scratch: &Scratch) {
     } else {
         "release"
     };
-    let mode = if args.shared_doc {
-        "all peers edit one shared document"
-    } else {
-        "each peer edits its own document"
+    let mode = match (args.shared_doc, args.auth) {
+        (true, false) => "all peers edit one shared document",
+        (false, false) => "each peer edits its own document",
+        (true, true) => "all peers edit one shared document, each with an access token",
+        (false, true) => "each peer edits its own document, each with an access token",
     };
     let seconds = levels.first().map_or(0, |l| l.duration.as_secs());
     println!(
@@ -213,6 +230,7 @@ fn print_header(args: &Args, levels: &[Level], scratch: &Scratch) {
 /// no acknowledged change.
 async fn run_levels(
     server: &ServerProcess,
+    url: &str,
     levels: &[Level],
     bridge: Option<&bridge::Bridge>,
     mode: Option<&str>,
@@ -221,7 +239,7 @@ async fn run_levels(
     for (index, level) in levels.iter().enumerate() {
         let before = Snapshot::take(server.addr).await?;
         let (accepted, started) = (bridge.map_or(0, bridge::Bridge::accepted), Instant::now());
-        let (row, errors) = run_level(server, level, &format!("load{index}")).await?;
+        let (row, errors) = run_level(server, url, level, &format!("load{index}")).await?;
         println!("{}", row.line());
         if let Some(bridge) = bridge {
             let drained = bridge.drained(server.addr).await?;
@@ -257,11 +275,12 @@ async fn run_levels(
 /// One level: prepare the peers, then measure between two metrics scrapes.
 async fn run_level(
     server: &ServerProcess,
+    url: &str,
     level: &Level,
     name: &str,
 ) -> Result<(Row, Vec<anyhow::Error>)> {
     let server_pid = server.pid().to_string();
-    let prepared = load::prepare(&server.ws_url(), level, name)
+    let prepared = load::prepare(url, level, name)
         .await
         .with_context(|| format!("set up {} peers", level.peers))?;
 
