@@ -189,6 +189,19 @@ impl RawPeer {
         Ok(id)
     }
 
+    /// [`create_document`](Self::create_document), then waits at most `timeout` for the server
+    /// to acknowledge it; returns the id and the acknowledged heads.
+    pub async fn create_acknowledged(
+        &mut self,
+        initial: impl FnOnce(&mut AutoCommit),
+        timeout: Duration,
+    ) -> Result<(DocumentId, Vec<ChangeHash>)> {
+        let id = self.create_document(initial).await?;
+        let heads = self.heads(id);
+        self.wait_acknowledged(id, &heads, timeout).await?;
+        Ok((id, heads))
+    }
+
     /// Like [`create_document`](Self::create_document), under an id the caller chose: for
     /// uploading a document somebody else already asked for.
     pub async fn adopt(

@@ -211,13 +211,14 @@ async fn a_reader_cannot_write() -> Result<()> {
     let h = Harness::start().await?;
     let writer_token = h.token("wendy", &Grant::write(&["*"]))?;
     let mut writer = h.peer("writer", &writer_token).await?;
-    let doc = writer
-        .create_document(|d| {
-            d.put(automerge::ROOT, "price", 100).expect("put");
-        })
+    let (doc, heads) = writer
+        .create_acknowledged(
+            |d| {
+                d.put(automerge::ROOT, "price", 100).expect("put");
+            },
+            WAIT,
+        )
         .await?;
-    let heads = writer.heads(doc);
-    writer.wait_acknowledged(doc, &heads, WAIT).await?;
 
     let reader_token = h.token("rita", &Grant::read(&[&doc.to_string()]))?;
     let mut reader = h.peer("reader", &reader_token).await?;
@@ -270,13 +271,14 @@ async fn a_stranger_cannot_learn_whether_a_document_exists() -> Result<()> {
     let h = Harness::start().await?;
     let owner_token = h.token("olga", &Grant::write(&["*"]))?;
     let mut owner = h.peer("owner", &owner_token).await?;
-    let doc = owner
-        .create_document(|d| {
-            d.put(automerge::ROOT, "secret", "yes").expect("put");
-        })
+    let (doc, heads) = owner
+        .create_acknowledged(
+            |d| {
+                d.put(automerge::ROOT, "secret", "yes").expect("put");
+            },
+            WAIT,
+        )
         .await?;
-    let heads = owner.heads(doc);
-    owner.wait_acknowledged(doc, &heads, WAIT).await?;
 
     let elsewhere = random_document().to_string();
     let stranger_token = h.token("sam", &Grant::write(&[&elsewhere]))?;
@@ -350,13 +352,14 @@ async fn own_documents_belong_to_their_creator() -> Result<()> {
     let h = Harness::start().await?;
     let alice_token = h.token("alice", &Grant::write(&["own"]))?;
     let mut alice = h.peer("alice", &alice_token).await?;
-    let doc = alice
-        .create_document(|d| {
-            d.put(automerge::ROOT, "owner", "alice").expect("put");
-        })
+    let (doc, heads) = alice
+        .create_acknowledged(
+            |d| {
+                d.put(automerge::ROOT, "owner", "alice").expect("put");
+            },
+            WAIT,
+        )
         .await?;
-    let heads = alice.heads(doc);
-    alice.wait_acknowledged(doc, &heads, WAIT).await?;
 
     let bob_token = h.token("bob", &Grant::write(&["own"]))?;
     let mut bob = h.peer("bob", &bob_token).await?;
@@ -423,9 +426,7 @@ async fn an_expired_token_cuts_the_connection() -> Result<()> {
     )?;
     let started = Instant::now();
     let mut peer = h.peer("brief", &token).await?;
-    let doc = peer.create_document(|_| {}).await?;
-    let heads = peer.heads(doc);
-    peer.wait_acknowledged(doc, &heads, WAIT).await?;
+    peer.create_acknowledged(|_| {}, WAIT).await?;
     let deadline = Instant::now() + WAIT;
     let error = loop {
         ensure!(
@@ -547,9 +548,7 @@ async fn the_http_routes_enforce_the_same_grants() -> Result<()> {
     )?;
     let writer = h.token("wendy", &Grant::write(&["own"]))?;
     let mut peer = h.peer("wendy", &writer).await?;
-    let doc = peer.create_document(|_| {}).await?;
-    let heads = peer.heads(doc);
-    peer.wait_acknowledged(doc, &heads, WAIT).await?;
+    let (doc, _) = peer.create_acknowledged(|_| {}, WAIT).await?;
     let reader = h.token("rita", &Grant::read(&[&doc.to_string()]))?;
     let stranger = h.token("sam", &Grant::write(&[&random_document().to_string()]))?;
 
@@ -627,9 +626,7 @@ async fn a_peer_id_cannot_be_taken_over_by_another_subject() -> Result<()> {
     let mut alice = h.peer("shared-peer-id", &alice_token).await?;
     let mallory_token = h.token("mallory", &Grant::write(&["own"]))?;
     let _mallory = h.peer("shared-peer-id", &mallory_token).await?;
-    let doc = alice.create_document(|_| {}).await?;
-    let heads = alice.heads(doc);
-    alice.wait_acknowledged(doc, &heads, WAIT).await?;
+    alice.create_acknowledged(|_| {}, WAIT).await?;
     // The same subject joining again does replace its older connection.
     let _again = h.peer("shared-peer-id", &alice_token).await?;
     let deadline = Instant::now() + WAIT;

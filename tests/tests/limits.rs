@@ -144,13 +144,14 @@ async fn the_message_rate_is_paced() -> Result<()> {
 async fn document_size_is_limited() -> Result<()> {
     let (_dir, server) = start("max_document_bytes = 4096").await?;
     let mut peer = RawPeer::connect(&server.ws_url(), "grower").await?;
-    let doc = peer
-        .create_document(|d| {
-            d.put(automerge::ROOT, "note", "small").expect("put");
-        })
+    let (doc, heads) = peer
+        .create_acknowledged(
+            |d| {
+                d.put(automerge::ROOT, "note", "small").expect("put");
+            },
+            WAIT,
+        )
         .await?;
-    let heads = peer.heads(doc);
-    peer.wait_acknowledged(doc, &heads, WAIT).await?;
     // Random letters, about 7 KiB once Automerge compresses the change (a pattern would
     // shrink below the limit).
     let noise: String = (0..12_000)
@@ -279,9 +280,7 @@ async fn a_reconnect_storm_loses_nothing() -> Result<()> {
     let token = mint(&server.config_path(), "storm", &Grant::write(&["*"]))?;
     let url = with_token(&server.ws_url(), &token);
     let mut writer = RawPeer::connect(&url, "writer").await?;
-    let doc = writer.create_document(|_| {}).await?;
-    let first = writer.heads(doc);
-    writer.wait_acknowledged(doc, &first, WAIT).await?;
+    let (doc, _) = writer.create_acknowledged(|_| {}, WAIT).await?;
     // Warm up, so the baseline includes what the first connections allocate for good.
     storm(
         server.ws_url(),
