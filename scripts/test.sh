@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole Syncline test suite: builds the workspace binaries, runs the Rust tests, then the
 # JavaScript interop suite (the real automerge-repo client against target/debug/syncline-server),
-# then a short run of the load benchmark to prove it still works end to end.
+# then a short run of the load benchmark to prove it still works end to end, then a short fuzz run
+# of every cargo-fuzz target (scripts/fuzz.sh).
 #
 # usage: ./scripts/test.sh
 #
@@ -14,7 +15,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 STAGE=0
-STAGES=5
+STAGES=6
 FAILED=()
 
 header() {
@@ -78,6 +79,11 @@ if ! "$TARGET_DIR/debug/syncline-load" --smoke --auth; then
 fi
 if ! "$TARGET_DIR/debug/syncline-load" --smoke --bridge state; then
   FAILED+=("syncline-load --smoke --bridge state")
+fi
+
+header "scripts/fuzz.sh 20 (saved crashers and seeds once, then 20 s of fuzzing per target)"
+if ! ./scripts/fuzz.sh 20; then
+  FAILED+=("scripts/fuzz.sh 20")
 fi
 
 echo

@@ -179,7 +179,14 @@ async fn run(args: &Args) -> Result<()> {
         }
         false => server.ws_url(),
     };
-    let result = run_levels(&server, &url, &levels, bridge.as_ref(), args.bridge.as_deref()).await;
+    let result = run_levels(
+        &server,
+        &url,
+        &levels,
+        bridge.as_ref(),
+        args.bridge.as_deref(),
+    )
+    .await;
     match result {
         Ok(()) => stop(server).await?,
         Err(error) => {

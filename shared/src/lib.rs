@@ -13,10 +13,13 @@
 //!   keys settled by the latest write's time, and calendar bookings confirmed or rejected so
 //!   that no night is sold twice. Here rather than in the server so clients can preview it.
 //! - [`ical`]: a calendar document as iCalendar events, for feeds and calendar bridges.
+//! - [`chunks`]: the Automerge chunk types accepted from outside, checked before Automerge
+//!   parses peer or stored bytes.
 //! - [`json`]: beside those layers, a document as JSON and JSON paths into it, for CLI and HTTP.
 //!
 //! Time and randomness come in as arguments, so tests drive everything deterministically.
 
+pub mod chunks;
 pub mod ical;
 pub mod ids;
 pub mod json;

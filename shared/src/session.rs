@@ -101,6 +101,9 @@ pub enum SessionError {
     /// The message names changes that Automerge refused.
     #[error("sync message could not be applied: {0}")]
     Apply(#[from] AutomergeError),
+    /// The message carries a chunk type no peer needs to send (see [`crate::chunks`]).
+    #[error("sync message refused: {0}")]
+    Chunk(#[from] crate::chunks::ChunkError),
     /// The connection sent sync data without attaching first; an internal ordering bug.
     #[error("connection {0} is not attached to this document")]
     NotAttached(ConnectionId),
@@ -275,6 +278,9 @@ impl DocumentSession {
         kind: SyncKind,
         message: sync::Message,
     ) -> Result<Vec<SessionEffect>, SessionError> {
+        for chunk in message.changes.iter() {
+            crate::chunks::check(chunk)?;
+        }
         let attached = self
             .attached
             .get_mut(&conn)

@@ -188,6 +188,44 @@ async fn sync_with_garbage_data_is_rejected() -> Result<()> {
     harness.expect_still_serving(&mut bystander).await
 }
 
+/// Changes in a chunk format that Automerge 0.12 panics on (a malformed bundle the fuzzer found)
+/// are refused before Automerge parses them; the document and everyone else are unharmed.
+#[tokio::test]
+async fn a_bundle_chunk_that_panics_automerge_is_refused() -> Result<()> {
+    // 1. Start a server with a bystander joined, and join the hostile connection as alice.
+    let harness = Harness::start().await?;
+    let mut bystander = harness.bystander().await?;
+    let (mut hostile, server) = harness.join("alice").await?;
+
+    // 2. Send a sync whose changes are the fuzzer's crasher: a 92-byte bundle chunk.
+    let saved = include_bytes!(
+        "../../fuzz/regressions/stored_records/automerge-0.12-bundle-chunk-hexane-lib354-unwrap-panic"
+    );
+    let length = usize::from(u16::from_le_bytes([saved[1], saved[2]]));
+    let chunk = saved[3..3 + length].to_vec();
+    let mut doc = automerge::AutoCommit::new();
+    doc.put(automerge::ROOT, "title", "hostile")?;
+    let mut message = doc
+        .sync()
+        .generate_sync_message(&mut automerge::sync::State::new())
+        .context("a first message")?;
+    message.changes = automerge::sync::ChunkList::from(vec![chunk]);
+    let sync = sync_message(
+        "alice",
+        server.as_str(),
+        random_document(),
+        message.encode(),
+    );
+    hostile.send(binary(&sync)).await?;
+
+    // 3. The hostile connection gets an error naming the chunk type, then a close.
+    let error = expect_rejection(&mut hostile).await?;
+    ensure!(error.message.contains("type 3"), "{error:?}");
+
+    // 4. Nothing panicked, and the server still serves everyone else.
+    harness.expect_still_serving(&mut bystander).await
+}
+
 /// A frame over the configured size limit ends the connection, without hurting others.
 #[tokio::test]
 async fn oversized_frame_ends_the_connection() -> Result<()> {

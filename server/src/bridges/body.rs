@@ -49,7 +49,7 @@ impl DocCache {
         storage: &Storage,
         document: DocumentId,
     ) -> Result<(&Automerge, u64), BodyError> {
-        let fail = |e: automerge::AutomergeError| BodyError::Document(document, e.to_string());
+        let fail = |e: crate::storage::LoadError| BodyError::Document(document, e.to_string());
         let newer = match &self.loaded {
             Some((_, next)) => storage.changes_from(&document, *next)?,
             None => None,
@@ -57,7 +57,7 @@ impl DocCache {
         match (newer, &mut self.loaded) {
             (Some(changes), Some((doc, next))) => {
                 for change in &changes {
-                    doc.load_incremental(&change.bytes).map_err(fail)?;
+                    crate::storage::apply_stored(doc, &change.bytes).map_err(fail)?;
                     *next = change.seq + 1;
                 }
             }

@@ -102,6 +102,10 @@ struct Worker {
     reported_problems: Vec<String>,
     /// Bookings the policy confirmed or rejected this turn, to announce to bridges.
     decided: Vec<BookingEvent>,
+    /// Applying a message panicked: the in-memory document cannot be trusted, so the turn's
+    /// writes are dropped (nobody was told of them) and the worker stops; the next load reads
+    /// the durable state.
+    poisoned: bool,
     metrics: Arc<Metrics>,
 }
 
@@ -132,6 +136,7 @@ impl Worker {
             imports: None,
             reported_problems: Vec::new(),
             decided: Vec::new(),
+            poisoned: false,
             ready: BTreeSet::new(),
             server_peer: context.services.server_peer.clone(),
         })
@@ -180,9 +185,12 @@ impl Worker {
         let mut generates = Vec::new();
         let before = self.session.heads();
         self.handle(first, &mut generates, context).await;
-        while generates.len() + 1 < MAX_TURN_COMMANDS {
+        while generates.len() + 1 < MAX_TURN_COMMANDS && !self.poisoned {
             let Ok(command) = rx.try_recv() else { break };
             self.handle(command, &mut generates, context).await;
+        }
+        if self.poisoned {
+            return false;
         }
         if !self.pending.changes.is_empty() {
             self.apply_policy(&before, context);
@@ -349,19 +357,29 @@ impl Worker {
         }
         let large = incoming > LARGE_SYNC_BYTES;
         let session = &mut self.session;
-        let received = if large {
-            off_async_threads(|| session.receive(conn, kind, message))
-        } else {
-            session.receive(conn, kind, message)
-        };
+        // Automerge has panicked on malformed input before; a panic must not take the worker
+        // down with a half-applied document, so it is caught and the document reloaded.
+        let received = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match large {
+            true => off_async_threads(|| session.receive(conn, kind, message)),
+            false => session.receive(conn, kind, message),
+        }));
         match received {
-            Ok(effects) => {
+            Ok(Ok(effects)) => {
                 if effects.contains(&SessionEffect::Created) {
                     self.on_created(conn);
                 }
                 self.apply(effects);
             }
-            Err(err) => self.reject(conn, &err.to_string()),
+            Ok(Err(err)) => self.reject(conn, &err.to_string()),
+            Err(_) => {
+                error!(
+                    %conn,
+                    "applying a sync message panicked inside Automerge; refusing the peer and \
+                     reloading the document from storage",
+                );
+                self.reject(conn, "the changes could not be applied");
+                self.poisoned = true;
+            }
         }
     }
 

@@ -17,6 +17,8 @@
 
 mod apply;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod outbox;
 mod read;
 mod records;
@@ -37,8 +39,8 @@ pub use error::StorageError;
 pub use outbox::OutboxRow;
 pub use records::{BookingEvent, DocumentMeta, OutboxRecord};
 pub use types::{
-    ChangeMeta, DocumentWrite, NewChange, OutboxAction, OutboxRequest, OutboxUpdate, Snapshot,
-    StoredChange, StoredDocument,
+    ChangeMeta, DocumentWrite, LoadError, NewChange, OutboxAction, OutboxRequest, OutboxUpdate,
+    Snapshot, StoredChange, StoredDocument, apply_stored,
 };
 pub use writer::{CommitReceipt, PendingCommit, Writer, WriterConfig};
 

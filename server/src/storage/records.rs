@@ -213,7 +213,8 @@ mod bin {
 
         // Tolerates an array of integers, as a generic MessagePack writer may produce.
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            // The length is the row's claim, not a fact: reserve no more than a page up front.
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
             while let Some(byte) = seq.next_element()? {
                 bytes.push(byte);
             }

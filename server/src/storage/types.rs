@@ -21,16 +21,38 @@ pub struct StoredDocument {
 
 impl StoredDocument {
     /// Rebuilds the Automerge document: the snapshot, then the changes after it, in order.
-    pub fn load(&self) -> Result<automerge::Automerge, automerge::AutomergeError> {
+    pub fn load(&self) -> Result<automerge::Automerge, LoadError> {
         let mut doc = match &self.snapshot {
-            Some(snapshot) => automerge::Automerge::load(&snapshot.bytes)?,
+            Some(snapshot) => {
+                syncline_shared::chunks::check(&snapshot.bytes)?;
+                automerge::Automerge::load(&snapshot.bytes)?
+            }
             None => automerge::Automerge::new(),
         };
         for change in &self.changes {
-            doc.load_incremental(&change.bytes)?;
+            apply_stored(&mut doc, &change.bytes)?;
         }
         Ok(doc)
     }
+}
+
+/// Applies one stored change row to a document loaded earlier.
+pub fn apply_stored(doc: &mut automerge::Automerge, bytes: &[u8]) -> Result<(), LoadError> {
+    syncline_shared::chunks::check(bytes)?;
+    doc.load_incremental(bytes)?;
+    Ok(())
+}
+
+/// Why stored bytes do not rebuild a document. Rows are checked like bytes from a peer: a
+/// damaged file gives this error, never a panic inside Automerge.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A row holds a chunk type storage never writes.
+    #[error("stored row refused: {0}")]
+    Chunk(#[from] syncline_shared::chunks::ChunkError),
+    /// Automerge could not load the row.
+    #[error("stored row does not load: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
 }
 
 /// A compaction: the document saved whole (`Automerge::save`), covering changes `0..=covered_seq`.
