@@ -640,3 +640,38 @@ async fn a_peer_id_cannot_be_taken_over_by_another_subject() -> Result<()> {
         }
     }
 }
+
+/// The native client of a token without access finds an existing document exactly as
+/// unavailable as a missing one.
+#[tokio::test]
+async fn a_native_stranger_finds_nothing() -> Result<()> {
+    let h = Harness::start().await?;
+    let owner_token = h.token("olga", &Grant::write(&["*"]))?;
+    let mut owner = h.peer("owner", &owner_token).await?;
+    let (doc, _) = owner
+        .create_acknowledged(
+            |d| {
+                d.put(automerge::ROOT, "secret", "yes").expect("put");
+            },
+            WAIT,
+        )
+        .await?;
+    let path = h.server.config_path();
+    let mut config = fast_config();
+    let grant = Grant::write(&[&random_document().to_string()]);
+    config.token = Some(std::sync::Arc::new(move || {
+        let token = mint(&path, "sam", &grant).ok();
+        Box::pin(async move { token })
+    }));
+    let dir = tempfile::tempdir()?;
+    let stranger = Client::open(dir.path().join("s"), config).await?;
+    stranger.connect(&h.server.ws_url())?;
+    for (what, target) in [("existing", doc), ("missing", random_document())] {
+        match stranger.find(target, WAIT).await {
+            Err(syncline_client::ClientError::Unavailable(_)) => {}
+            other => bail!("the {what} document: {:?}", other.map(|d| d.to_json())),
+        }
+    }
+    stranger.close().await;
+    Ok(())
+}
