@@ -250,12 +250,7 @@ impl RawPeer {
             .generate_sync_message(&mut replica.state)
             .expect("a fresh sync state always has a first message to send")
             .encode();
-        let request = SyncMessage {
-            sender_id: self.peer_id.clone(),
-            target_id: self.server_peer_id.clone(),
-            document_id: doc,
-            data,
-        };
+        let request = self.sync_message(doc, data);
         self.send(Message::Request(request)).await
     }
 
@@ -337,12 +332,7 @@ impl RawPeer {
             .generate_sync_message(&mut sync::State::new())
             .context("a fresh sync state always has a first message")?;
         message.changes = sync::ChunkList::from(vec![change]);
-        let sync = SyncMessage {
-            sender_id: self.peer_id.clone(),
-            target_id: self.server_peer_id.clone(),
-            document_id: doc,
-            data: message.encode(),
-        };
+        let sync = self.sync_message(doc, message.encode());
         self.send(Message::Sync(sync)).await?;
         Ok(hash)
     }
@@ -453,13 +443,18 @@ impl RawPeer {
         let Some(message) = replica.doc.sync().generate_sync_message(&mut replica.state) else {
             return Ok(());
         };
-        let sync = SyncMessage {
+        let sync = self.sync_message(doc, message.encode());
+        self.send(Message::Sync(sync)).await
+    }
+
+    /// A `sync` or `request` body from this peer to the server.
+    fn sync_message(&self, doc: DocumentId, data: Vec<u8>) -> SyncMessage {
+        SyncMessage {
             sender_id: self.peer_id.clone(),
             target_id: self.server_peer_id.clone(),
             document_id: doc,
-            data: message.encode(),
-        };
-        self.send(Message::Sync(sync)).await
+            data,
+        }
     }
 
     fn replica(&mut self, doc: DocumentId) -> &mut Replica {

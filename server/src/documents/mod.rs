@@ -9,6 +9,7 @@
 //! registry lock and only when no handle besides the registry's exists, so no message can be
 //! sent to a worker that has gone, and two workers never own the same document.
 
+mod imports;
 mod worker;
 
 use std::collections::HashMap;
