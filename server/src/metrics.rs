@@ -68,6 +68,26 @@ pub struct Metrics {
     pub access_denied: Family<ReasonLabels, Counter>,
     /// Times a configured limit was reached, by limit.
     pub limit_hits: Family<ReasonLabels, Counter>,
+    /// Peers attached to loaded documents with read access or more (one per peer and document).
+    pub peers: Gauge,
+    /// WebSocket payload bytes received from peers.
+    pub bytes_received: Counter,
+    /// WebSocket payload bytes sent to peers.
+    pub bytes_sent: Counter,
+    /// Seconds a document worker spent applying one sync message.
+    pub sync_message_seconds: Histogram,
+    /// Commands a document worker took from its queue in one turn (its queue depth then).
+    pub document_turn_commands: Histogram,
+    /// Writes waiting for the storage writer when it started each commit.
+    pub storage_queue_depth: Histogram,
+    /// Documents dropped from memory after their idle timeout.
+    pub documents_unloaded: Counter,
+    /// Documents deleted through the HTTP API.
+    pub documents_deleted: Counter,
+    /// Deleted documents whose data was purged after the retention period.
+    pub documents_purged: Counter,
+    /// HTTP API requests answered, by route and status code.
+    pub http_requests: Family<ReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -99,6 +119,16 @@ impl Metrics {
             auth_refused: Family::default(),
             access_denied: Family::default(),
             limit_hits: Family::default(),
+            peers: Gauge::default(),
+            bytes_received: Counter::default(),
+            bytes_sent: Counter::default(),
+            sync_message_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 20)),
+            document_turn_commands: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
+            storage_queue_depth: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            documents_unloaded: Counter::default(),
+            documents_deleted: Counter::default(),
+            documents_purged: Counter::default(),
+            http_requests: Family::default(),
             registry: Registry::default(),
         };
         let m = &metrics;
@@ -221,6 +251,56 @@ impl Metrics {
             "limit_hits",
             "Times a configured limit was reached, by limit",
             m.limit_hits.clone(),
+        );
+        registry.register(
+            "peers",
+            "Peers attached to loaded documents (one per peer and document)",
+            m.peers.clone(),
+        );
+        registry.register(
+            "bytes_received",
+            "WebSocket payload bytes received from peers",
+            m.bytes_received.clone(),
+        );
+        registry.register(
+            "bytes_sent",
+            "WebSocket payload bytes sent to peers",
+            m.bytes_sent.clone(),
+        );
+        registry.register(
+            "sync_message_duration_seconds",
+            "Time a document worker spent applying one sync message",
+            m.sync_message_seconds.clone(),
+        );
+        registry.register(
+            "document_turn_commands",
+            "Commands a document worker took from its queue in one turn",
+            m.document_turn_commands.clone(),
+        );
+        registry.register(
+            "storage_queue_depth",
+            "Document writes waiting when the storage writer started a commit",
+            m.storage_queue_depth.clone(),
+        );
+        registry.register(
+            "documents_unloaded",
+            "Documents dropped from memory after their idle timeout",
+            m.documents_unloaded.clone(),
+        );
+        registry.register(
+            "documents_deleted",
+            "Documents deleted through the HTTP API",
+            m.documents_deleted.clone(),
+        );
+        registry.register(
+            "documents_purged",
+            "Deleted documents whose data was purged",
+            m.documents_purged.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP API requests answered, by route and status",
+            m.http_requests.clone(),
         );
         Self {
             registry,

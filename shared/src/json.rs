@@ -372,19 +372,51 @@ pub fn set_path(
 /// Deletes the value at `path`. Nothing is created on the way: a missing key or index anywhere
 /// along the path, or `-`, is [`JsonError::NotFound`].
 pub fn delete_path(tx: &mut impl Transactable, path: &JsonPath) -> Result<(), JsonError> {
-    let mut parent = Node::root();
-    for depth in 0..path.segments.len().saturating_sub(1) {
-        let step = Step { path, depth };
-        let prop = present_prop(tx, step, &parent)?.ok_or_else(|| step.not_found())?;
-        parent = child(tx, step, &parent, prop)?.ok_or_else(|| step.not_found())?;
-    }
-
+    let parent = existing_parent(tx, path)?;
     let step = Step::last(path);
     let prop = present_prop(tx, step, &parent)?.ok_or_else(|| step.not_found())?;
     if read(tx, step, &parent.id, prop.clone())?.is_none() {
         return Err(step.not_found());
     }
     tx.delete(&parent.id, prop).map_err(step.write_error())
+}
+
+/// Inserts `value` into a list before the element at `path`'s last segment, moving that element
+/// and the ones after it along; the list's length or `-` appends. Unlike [`set_path`] nothing is
+/// created on the way, and the last segment must name a position in a list.
+pub fn insert_path(
+    tx: &mut impl Transactable,
+    path: &JsonPath,
+    value: &Value,
+) -> Result<(), JsonError> {
+    let parent = existing_parent(tx, path)?;
+    let step = Step::last(path);
+    if let NodeKind::Map = parent.kind {
+        return Err(JsonError::NotAList {
+            path: path.to_string(),
+            list: match step.depth {
+                0 => "the root".to_owned(),
+                depth => path.prefix(depth),
+            },
+        });
+    }
+    let len = tx.length(&parent.id);
+    match step.index()? {
+        Index::At(index) if index > len => Err(step.out_of_range(index, len)),
+        Index::At(index) => insert_value(tx, &parent.id, index, value),
+        Index::End => insert_value(tx, &parent.id, len, value),
+    }
+}
+
+/// The map or list holding `path`'s last segment, every segment before it present already.
+fn existing_parent(doc: &impl ReadDoc, path: &JsonPath) -> Result<Node, JsonError> {
+    let mut parent = Node::root();
+    for depth in 0..path.segments.len().saturating_sub(1) {
+        let step = Step { path, depth };
+        let prop = present_prop(doc, step, &parent)?.ok_or_else(|| step.not_found())?;
+        parent = child(doc, step, &parent, prop)?.ok_or_else(|| step.not_found())?;
+    }
+    Ok(parent)
 }
 
 /// A map or list reached while walking a path; text and scalars cannot be walked into.
@@ -691,6 +723,14 @@ pub enum JsonError {
         index: usize,
         /// The list's length.
         len: usize,
+    },
+    /// An insert whose target is a key of a map rather than a position in a list.
+    #[error("path {path}: {list} is a map; insert needs a list position (use set for keys)")]
+    NotAList {
+        /// The whole path.
+        path: String,
+        /// The path of the map.
+        list: String,
     },
     /// `-` in the middle of a path, where it would name an element that does not exist.
     #[error("path {path}: - (append) can only be the last segment")]

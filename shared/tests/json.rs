@@ -8,7 +8,7 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value, json};
 use syncline_shared::json::{
-    JsonError, JsonPath, create_root, delete_path, insert_value, put_value, set_path, to_json,
+    JsonError, JsonPath, create_root, delete_path, insert_path, insert_value, put_value, set_path, to_json,
     to_json_at,
 };
 
@@ -279,6 +279,35 @@ fn delete_path_removes_keys_and_elements() {
         json!({"a": {"c": 2}, "items": [1, 3]}),
         "nothing was created"
     );
+}
+
+#[test]
+fn insert_path_moves_later_elements_along() {
+    // Intent: insert puts a value before the element named, appends at the end, and refuses
+    // targets that are not list positions, creating nothing on the way.
+    let mut doc = doc_from(&json!({"items": ["a", "c"], "meta": {"k": 1}}));
+
+    insert_path(&mut doc, &path("/items/1"), &json!("b")).expect("insert in the middle");
+    insert_path(&mut doc, &path("items.0"), &json!({"first": true})).expect("insert first");
+    insert_path(&mut doc, &path("items.-"), &json!("z")).expect("append");
+    insert_path(&mut doc, &path("items.5"), &json!("end")).expect("insert at the length");
+    assert_eq!(
+        to_json(&doc)["items"],
+        json!([{"first": true}, "a", "b", "c", "z", "end"])
+    );
+
+    let err = insert_path(&mut doc, &path("items.9"), &json!(1)).expect_err("past the end");
+    assert!(matches!(err, JsonError::IndexOutOfRange { index: 9, len: 6, .. }), "{err}");
+    let err = insert_path(&mut doc, &path("meta.k"), &json!(1)).expect_err("a map key");
+    assert_eq!(
+        err.to_string(),
+        "path meta.k: meta is a map; insert needs a list position (use set for keys)"
+    );
+    let err = insert_path(&mut doc, &path("title"), &json!(1)).expect_err("a root key");
+    assert!(matches!(err, JsonError::NotAList { ref list, .. } if list == "the root"));
+    let err = insert_path(&mut doc, &path("missing.0"), &json!(1)).expect_err("no list");
+    assert!(matches!(err, JsonError::NotFound { .. }));
+    assert!(to_json(&doc).get("missing").is_none(), "nothing was created");
 }
 
 #[test]

@@ -9,17 +9,19 @@
 //! registry lock and only when no handle besides the registry's exists, so no message can be
 //! sent to a worker that has gone, and two workers never own the same document.
 
+pub mod api;
 mod imports;
 mod worker;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use automerge::sync;
+use automerge::{ChangeHash, sync};
 use syncline_shared::ids::{DocumentId, PeerId, StorageId};
 use syncline_shared::protocol::Ephemeral;
 use syncline_shared::session::{ConnectionId, SyncKind};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::config::SyncLimits;
@@ -66,6 +68,12 @@ pub enum DocumentCommand {
         channel: String,
         nights: std::collections::BTreeSet<String>,
     },
+    /// A request of the HTTP API, on behalf of `principal`.
+    Api {
+        principal: Arc<crate::auth::Principal>,
+        request: api::ApiRequest,
+        reply: api::ApiReply,
+    },
 }
 
 /// The cloneable front of one document worker.
@@ -78,6 +86,41 @@ pub struct DocumentHandle {
 struct HandleInner {
     id: DocumentId,
     tx: mpsc::Sender<DocumentCommand>,
+    status: Arc<Status>,
+}
+
+/// What a worker shows of itself without being asked through its queue.
+#[derive(Debug)]
+pub(crate) struct Status {
+    /// The durable heads, replaced after every turn that changed them.
+    heads: watch::Sender<Vec<ChangeHash>>,
+    /// Peers attached with read access or more.
+    peers: AtomicUsize,
+}
+
+impl Status {
+    fn new() -> Self {
+        Self {
+            heads: watch::Sender::new(Vec::new()),
+            peers: AtomicUsize::new(0),
+        }
+    }
+
+    /// Publishes the heads a turn made durable, waking watchers only if they changed.
+    pub(crate) fn set_heads(&self, heads: Vec<ChangeHash>) {
+        self.heads.send_if_modified(|current| {
+            let changed = *current != heads;
+            if changed {
+                *current = heads;
+            }
+            changed
+        });
+    }
+
+    /// Records how many peers are attached; returns the previous count.
+    pub(crate) fn set_peers(&self, peers: usize) -> usize {
+        self.peers.swap(peers, Ordering::Relaxed)
+    }
 }
 
 impl DocumentHandle {
@@ -89,6 +132,40 @@ impl DocumentHandle {
     /// Sends a command, waiting for queue room; false if the worker has stopped.
     pub async fn send(&self, command: DocumentCommand) -> bool {
         self.inner.tx.send(command).await.is_ok()
+    }
+
+    /// Carries out an HTTP API request in the document's worker.
+    pub async fn request(
+        &self,
+        principal: Arc<crate::auth::Principal>,
+        request: api::ApiRequest,
+    ) -> api::ApiResult {
+        let (reply, rx) = oneshot::channel();
+        let command = DocumentCommand::Api {
+            principal,
+            request,
+            reply,
+        };
+        let stopped = || {
+            api::ApiError::new(
+                api::ErrorKind::Unavailable,
+                "the document's worker stopped; try again",
+            )
+        };
+        if !self.send(command).await {
+            return Err(stopped());
+        }
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Watches the document's durable heads. Holding the handle keeps the document loaded.
+    pub fn watch_heads(&self) -> watch::Receiver<Vec<ChangeHash>> {
+        self.inner.status.heads.subscribe()
+    }
+
+    /// Resolves once the worker has stopped taking commands.
+    pub async fn stopped(&self) {
+        self.inner.tx.closed().await;
     }
 
     /// Asks for the connection's next sync message.
@@ -178,8 +255,13 @@ impl Registry {
             return handle.clone();
         }
         let (tx, rx) = mpsc::channel(DOCUMENT_QUEUE);
+        let status = Arc::new(Status::new());
         let handle = DocumentHandle {
-            inner: Arc::new(HandleInner { id, tx }),
+            inner: Arc::new(HandleInner {
+                id,
+                tx,
+                status: status.clone(),
+            }),
         };
         documents.insert(id, handle.clone());
         drop(documents);
@@ -187,13 +269,20 @@ impl Registry {
         let context = self.context();
         self.inner
             .tasks
-            .spawn(worker::run(id, rx, self.clone(), context));
+            .spawn(worker::run(id, rx, self.clone(), context, status));
         handle
     }
 
     /// Number of documents currently loaded.
     pub fn loaded(&self) -> usize {
         self.documents().len()
+    }
+
+    /// The peers attached to a document, or `None` if it is not loaded.
+    pub fn peers_of(&self, id: &DocumentId) -> Option<usize> {
+        let documents = self.documents();
+        let handle = documents.get(id)?;
+        Some(handle.inner.status.peers.load(Ordering::Relaxed))
     }
 
     /// Removes the worker's entry if nobody but the registry holds its handle. Called by the

@@ -21,13 +21,14 @@ use syncline_shared::session::{ConnectionId, DocumentSession, SessionEffect, Syn
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use super::api::{self, ApiError, ApiReply, ApiRequest, ChangeRequest, ErrorKind};
 use super::imports::{import_plan, read_imports, write_import};
-use super::{DocumentCommand, Registry, WorkerContext};
+use super::{DocumentCommand, Registry, Status, WorkerContext};
 use crate::auth::{Access, Principal};
 use crate::metrics::Metrics;
 use crate::net::outbound::{CloseReason, Outbound};
 use crate::storage::{
-    BookingEvent, DocumentMeta, DocumentWrite, NewChange, OutboxRequest, Snapshot,
+    BookingEvent, DocumentMeta, DocumentWrite, Lifecycle, NewChange, OutboxRequest, Snapshot,
 };
 
 /// Most commands taken in one turn; bounds the latency a single turn adds for the others.
@@ -42,12 +43,13 @@ pub(super) async fn run(
     rx: mpsc::Receiver<DocumentCommand>,
     registry: Registry,
     context: WorkerContext,
+    status: Arc<Status>,
 ) {
     let span = info_span!("doc", doc = %id);
     async move {
         let metrics = context.services.metrics.clone();
         metrics.documents_loaded.inc();
-        match Worker::load(id, &context).await {
+        match Worker::load(id, &context, status.clone()).await {
             Ok(worker) => worker.run(rx, registry, context).await,
             Err(message) => {
                 error!(%message, "cannot load document; refusing its peers");
@@ -55,6 +57,8 @@ pub(super) async fn run(
                 refuse_all(rx).await;
             }
         }
+        let attached = status.set_peers(0);
+        metrics.peers.dec_by(i64::try_from(attached).unwrap_or(i64::MAX));
         metrics.documents_loaded.dec();
     }
     .instrument(span)
@@ -107,11 +111,21 @@ struct Worker {
     /// writes are dropped (nobody was told of them) and the worker stops; the next load reads
     /// the durable state.
     poisoned: bool,
+    /// The document was deleted: every peer and request is refused, for ever.
+    deleted: bool,
+    /// HTTP API answers that wait for this turn's commit; `heads` is filled in then.
+    replies: Vec<(ApiReply, serde_json::Value)>,
+    /// What the worker shows of itself to the HTTP API.
+    status: Arc<Status>,
     metrics: Arc<Metrics>,
 }
 
 impl Worker {
-    async fn load(id: DocumentId, context: &WorkerContext) -> Result<Self, String> {
+    async fn load(
+        id: DocumentId,
+        context: &WorkerContext,
+        status: Arc<Status>,
+    ) -> Result<Self, String> {
         let storage = context.services.storage.clone();
         let stored = tokio::task::spawn_blocking(move || load_stored(&storage, id))
             .await
@@ -120,8 +134,13 @@ impl Worker {
             Some((session, next_seq, logged, meta)) => (session, next_seq, logged, meta),
             None => (DocumentSession::absent(), 0, 0, DocumentMeta::default()),
         };
+        let deleted = meta.deleted_at_ms.is_some();
+        if deleted {
+            session = DocumentSession::absent();
+        }
         session.set_author(context.author.clone());
-        debug!(exists = session.exists(), next_seq, "document loaded");
+        status.set_heads(session.heads());
+        debug!(exists = session.exists(), deleted, next_seq, "document loaded");
         Ok(Self {
             id,
             session,
@@ -138,6 +157,9 @@ impl Worker {
             reported_problems: Vec::new(),
             decided: Vec::new(),
             poisoned: false,
+            deleted,
+            replies: Vec::new(),
+            status,
             ready: BTreeSet::new(),
             server_peer: context.services.server_peer.clone(),
         })
@@ -156,6 +178,7 @@ impl Worker {
                 () = tokio::time::sleep(idle), if self.peers.is_empty() => {
                     if registry.try_unload(self.id) {
                         debug!("idle; unloading");
+                        self.metrics.documents_unloaded.inc();
                         break;
                     }
                     continue;
@@ -190,16 +213,24 @@ impl Worker {
             let Ok(command) = rx.try_recv() else { break };
             self.handle(command, &mut generates, context).await;
         }
+        self.metrics
+            .document_turn_commands
+            .observe((generates.len() + 1) as f64);
         if self.poisoned {
+            self.answer_replies(false);
             return false;
         }
         if !self.pending.changes.is_empty() {
             self.apply_policy(&before, context);
         }
-        self.track_imports(context);
+        if !self.deleted {
+            self.track_imports(context);
+        }
         let bridges = self.request_deliveries(context);
 
-        if self.flush(context).await.is_err() {
+        let durable = self.flush(context).await.is_ok();
+        self.answer_replies(durable);
+        if !durable {
             return false;
         }
         for bridge in bridges {
@@ -209,7 +240,42 @@ impl Worker {
         for (conn, reply) in generates {
             let _ = reply.send(self.session.generate(conn));
         }
+        self.publish_status();
         self.maybe_compact(context).await
+    }
+
+    /// Sends the HTTP API answers that waited for this turn's commit.
+    fn answer_replies(&mut self, durable: bool) {
+        let heads = api::heads_json(&self.session.heads());
+        for (reply, mut answer) in std::mem::take(&mut self.replies) {
+            let result = match durable {
+                true => {
+                    if let Some(fields) = answer.as_object_mut() {
+                        fields.insert("heads".into(), heads.clone().into());
+                    }
+                    Ok(answer)
+                }
+                false => Err(ApiError::new(
+                    ErrorKind::Unavailable,
+                    "the change could not be stored; nothing was applied",
+                )),
+            };
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Publishes the durable heads and the attached peer count.
+    fn publish_status(&self) {
+        self.status.set_heads(self.session.heads());
+        let attached = self
+            .peers
+            .values()
+            .filter(|peer| peer.access > Access::None)
+            .count();
+        let before = self.status.set_peers(attached);
+        let delta = i64::try_from(attached).unwrap_or(i64::MAX)
+            - i64::try_from(before).unwrap_or(i64::MAX);
+        self.metrics.peers.inc_by(delta);
     }
 
     async fn handle(
@@ -254,7 +320,150 @@ impl Worker {
                 self.apply(effect.into_iter().collect());
             }
             DocumentCommand::Import { channel, nights } => self.handle_import(&channel, &nights),
+            DocumentCommand::Api {
+                principal,
+                request,
+                reply,
+            } => self.handle_api(&principal, request, reply),
         }
+    }
+
+    /// Carries out an HTTP API request. Reads answer at once (the worker's document holds
+    /// nothing that is not durable, since every turn ends with its commit); writes answer after
+    /// this turn's commit. A principal that may not read the document is told it does not exist.
+    fn handle_api(&mut self, principal: &Principal, request: ApiRequest, reply: ApiReply) {
+        if self.deleted {
+            let _ = reply.send(Err(ApiError::deleted()));
+            return;
+        }
+        if let ApiRequest::Create { root } = request {
+            return self.api_create(principal, &root, reply);
+        }
+        let access = self.access_for(principal);
+        if !self.session.exists() || access == Access::None {
+            let _ = reply.send(Err(ApiError::not_found()));
+            return;
+        }
+        let writes = matches!(request, ApiRequest::Change(_) | ApiRequest::Delete);
+        if writes && access < Access::Write {
+            self.metrics.access_denied("read_only");
+            let message = "the token may read this document but not change it";
+            let _ = reply.send(Err(ApiError::new(ErrorKind::Forbidden, message)));
+            return;
+        }
+        let doc = self.session.document();
+        let answer = match request {
+            ApiRequest::Read { heads } => api::read(doc, heads.as_deref()),
+            ApiRequest::Describe { log } => {
+                Ok(serde_json::json!({ "changes": api::describe(doc, &log) }))
+            }
+            ApiRequest::Diff { from, to } => api::diff(doc, &from, to.as_deref()),
+            ApiRequest::Change(change) => return self.api_change(change, reply),
+            ApiRequest::Delete => return self.api_delete(reply),
+            ApiRequest::Create { .. } => unreachable!("handled above"),
+        };
+        let _ = reply.send(answer);
+    }
+
+    fn api_create(&mut self, principal: &Principal, root: &serde_json::Value, reply: ApiReply) {
+        if self.session.exists() {
+            let message = "a document with this id exists";
+            let _ = reply.send(Err(ApiError::new(ErrorKind::Conflict, message)));
+            return;
+        }
+        if principal.access(&self.id, principal.subject()) < Access::Write {
+            self.metrics.access_denied("read_only");
+            let message = "the token may not create documents";
+            let _ = reply.send(Err(ApiError::new(ErrorKind::Forbidden, message)));
+            return;
+        }
+        let options = CommitOptions::default().with_time(now_s());
+        let created = self
+            .session
+            .change(options, |tx| syncline_shared::json::create_root(tx, root));
+        let effects = match created {
+            Ok(((), effects)) if !effects.is_empty() => effects,
+            Ok(_) => {
+                let message = "a document needs at least one key";
+                let _ = reply.send(Err(ApiError::new(ErrorKind::InvalidChange, message)));
+                return;
+            }
+            Err(err) => {
+                let error = ApiError::new(ErrorKind::InvalidChange, err.to_string());
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        self.apply(effects);
+        let creator = principal.subject().map(str::to_owned);
+        self.pending.created_at_ms = Some(now_ms());
+        self.pending.created_by.clone_from(&creator);
+        self.created_by = creator;
+        info!(by = principal.subject().unwrap_or("-"), "document created over HTTP");
+        let answer = serde_json::json!({ "id": self.id.to_string(), "url": self.id.url() });
+        self.replies.push((reply, answer));
+    }
+
+    fn api_change(&mut self, change: ChangeRequest, reply: ApiReply) {
+        if let Some(expected) = &change.expected_heads {
+            let current = api::heads_json(&self.session.heads());
+            let expected = match api::parse_heads(expected) {
+                Ok(expected) => api::heads_json(&expected),
+                Err(err) => {
+                    let _ = reply.send(Err(err));
+                    return;
+                }
+            };
+            if expected != current {
+                let mut conflict = ApiError::new(
+                    ErrorKind::Conflict,
+                    "the document changed since the expected heads; read it again and retry",
+                );
+                conflict.heads = Some(current);
+                let _ = reply.send(Err(conflict));
+                return;
+            }
+        }
+        let mut options = CommitOptions::default().with_time(now_s());
+        if let Some(message) = change.message {
+            options = options.with_message(message);
+        }
+        let ops = change.ops;
+        let effects = match self.session.change(options, |tx| api::apply_ops(tx, &ops)) {
+            Ok(((), effects)) => effects,
+            Err(err) => {
+                let error = ApiError::new(ErrorKind::InvalidChange, err.to_string());
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        let made = !effects.is_empty();
+        self.apply(effects);
+        let change = match made {
+            // A change of this replica's own depends on every head, so it is the only head.
+            true => self.session.heads().first().map(ToString::to_string),
+            false => None,
+        };
+        self.replies
+            .push((reply, serde_json::json!({ "change": change })));
+    }
+
+    fn api_delete(&mut self, reply: ApiReply) {
+        self.deleted = true;
+        self.pending.lifecycle = Some(Lifecycle::Delete);
+        let conns: Vec<ConnectionId> = self.peers.keys().copied().collect();
+        for conn in conns {
+            let effect = self.session.detach(conn);
+            self.apply(effect.into_iter().collect());
+            self.send_unavailable(conn);
+            if let Some(peer) = self.peers.get_mut(&conn) {
+                peer.access = Access::None;
+            }
+        }
+        self.metrics.documents_deleted.inc();
+        warn!("document deleted; its id is refused from now on");
+        let answer = serde_json::json!({ "id": self.id.to_string(), "deleted": true });
+        self.replies.push((reply, answer));
     }
 
     async fn handle_attach(
@@ -287,6 +496,9 @@ impl Worker {
     /// A principal's access to this document. A document nobody has created yet counts as the
     /// principal's own, since its upload would make it so.
     fn access_for(&self, principal: &Principal) -> Access {
+        if self.deleted {
+            return Access::None;
+        }
         let creator = match self.session.exists() {
             true => self.created_by.as_deref(),
             false => principal.subject(),
@@ -341,7 +553,9 @@ impl Worker {
     ) {
         let access = self.access(conn);
         if access == Access::None {
-            self.metrics.access_denied("unreadable");
+            if !self.deleted {
+                self.metrics.access_denied("unreadable");
+            }
             self.send_unavailable(conn);
             return;
         }
@@ -357,6 +571,7 @@ impl Worker {
             return;
         }
         let large = incoming > LARGE_SYNC_BYTES;
+        let started = std::time::Instant::now();
         let session = &mut self.session;
         // Automerge has panicked on malformed input before; a panic must not take the worker
         // down with a half-applied document, so it is caught and the document reloaded.
@@ -364,6 +579,9 @@ impl Worker {
             true => off_async_threads(|| session.receive(conn, kind, message)),
             false => session.receive(conn, kind, message),
         }));
+        self.metrics
+            .sync_message_seconds
+            .observe(started.elapsed().as_secs_f64());
         match received {
             Ok(Ok(effects)) => {
                 if effects.contains(&SessionEffect::Created) {
@@ -478,7 +696,7 @@ impl Worker {
             freed = free.len(),
             "imported feed changed the calendar",
         );
-        let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+        let now = now_s();
         let options = CommitOptions::default()
             .with_time(now)
             .with_message(format!("syncline-import {channel}"));
@@ -539,7 +757,7 @@ impl Worker {
         }
         self.log_plan(&plan);
 
-        let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+        let now = now_s();
         let options = CommitOptions::default()
             .with_time(plan.time(now))
             .with_message(plan.message());
@@ -783,6 +1001,12 @@ fn is_empty(write: &DocumentWrite) -> bool {
         && write.snapshot.is_none()
         && write.outbox_updates.is_empty()
         && write.imports.is_none()
+        && write.lifecycle.is_none()
+}
+
+/// Now in whole seconds, the unit of Automerge's change timestamps.
+fn now_s() -> i64 {
+    i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX)
 }
 
 fn now_ms() -> u64 {

@@ -257,6 +257,7 @@ impl Connection {
             WsMessage::Close(_) => return Next::Close,
         };
         self.state.metrics.messages_received.inc();
+        self.state.metrics.bytes_received.inc_by(bytes.len() as u64);
         match self.validate(&bytes) {
             Ok(Some(message)) => match self.dispatch(message).await {
                 Ok(next) => next,
@@ -658,11 +659,12 @@ impl Writer {
     }
 
     async fn send(&mut self, message: &Message) -> bool {
-        let sent = self
-            .send_frame(WsMessage::Binary(message.encode().into()))
-            .await;
+        let encoded = message.encode();
+        let len = encoded.len() as u64;
+        let sent = self.send_frame(WsMessage::Binary(encoded.into())).await;
         if sent {
             self.state.metrics.messages_sent.inc();
+            self.state.metrics.bytes_sent.inc_by(len);
         }
         sent
     }

@@ -14,7 +14,7 @@ use super::records::{
     ChangeMetaRecord, DocumentMeta, ImportsRecord, Record, SnapshotCoverage, SnapshotRecord,
 };
 use super::tables::{self, DocKey, HashKey};
-use super::types::{DocumentWrite, NewChange, Snapshot};
+use super::types::{DocumentWrite, Lifecycle, NewChange, Snapshot};
 use super::{StorageError, outbox};
 
 /// What became of one write in a committed transaction.
@@ -109,6 +109,11 @@ impl<'txn> BatchTables<'txn> {
         if let Some(snapshot) = &write.snapshot {
             self.compact(doc, snapshot)?;
         }
+        match write.lifecycle {
+            Some(Lifecycle::Delete) => self.delete(doc, now_ms)?,
+            Some(Lifecycle::Purge) => self.purge(doc)?,
+            None => {}
+        }
         Ok(Outcome::Applied {
             new_changes: new.len(),
             compacted: write.snapshot.is_some(),
@@ -121,6 +126,15 @@ impl<'txn> BatchTables<'txn> {
         doc: &DocKey,
         write: &'w DocumentWrite,
     ) -> Result<Result<Vec<&'w NewChange>, String>, StorageError> {
+        let deleted = self
+            .document_meta(doc)?
+            .is_some_and(|meta| meta.deleted_at_ms.is_some());
+        if deleted && (!write.changes.is_empty() || write.snapshot.is_some()) {
+            return Ok(Err("the document is deleted".to_owned()));
+        }
+        if write.lifecycle == Some(Lifecycle::Purge) && !deleted {
+            return Ok(Err("only a deleted document can be purged".to_owned()));
+        }
         let covered = self.covered_seq(doc)?;
         if let (Some(snapshot), Some(stored)) = (&write.snapshot, covered)
             && snapshot.covered_seq < stored
@@ -221,6 +235,58 @@ impl<'txn> BatchTables<'txn> {
         self.snapshots.insert(doc, record.encode()?.as_slice())?;
         let covered = (doc, 0)..=(doc, snapshot.covered_seq);
         self.changes.retain_in(covered, |_, _| false)?;
+        Ok(())
+    }
+}
+
+impl BatchTables<'_> {
+    /// Turns the document's row into a tombstone and drops what only a live document needs.
+    fn delete(&mut self, doc: &DocKey, now_ms: u64) -> Result<(), StorageError> {
+        let mut meta = self.document_meta(doc)?.unwrap_or_default();
+        meta.deleted_at_ms.get_or_insert(now_ms);
+        self.documents.insert(doc, meta.encode()?.as_slice())?;
+        let mut peers = Vec::new();
+        for row in self.sync_states.range((doc, "")..)? {
+            let (key, _) = row?;
+            let (d, peer) = key.value();
+            if d != doc {
+                break;
+            }
+            peers.push(peer.to_owned());
+        }
+        for peer in peers {
+            self.sync_states.remove((doc, peer.as_str()))?;
+        }
+        // The outbox is keyed by bridge first; deletes are rare enough to scan it.
+        let rows: Vec<(String, u64)> = self
+            .outbox
+            .iter()?
+            .filter_map(|row| match row {
+                Ok((key, _)) => {
+                    let (bridge, d, row) = key.value();
+                    (d == doc).then(|| Ok((bridge.to_owned(), row)))
+                }
+                Err(err) => Some(Err(err)),
+            })
+            .collect::<Result<_, _>>()?;
+        for (bridge, row) in rows {
+            self.outbox.remove((bridge.as_str(), doc, row))?;
+        }
+        self.imports.remove(doc)?;
+        Ok(())
+    }
+
+    /// Removes a deleted document's changes, snapshot and event log; its tombstone stays.
+    fn purge(&mut self, doc: &DocKey) -> Result<(), StorageError> {
+        let all = (doc, 0)..=(doc, u64::MAX);
+        self.changes.retain_in(all.clone(), |_, _| false)?;
+        self.change_meta.retain_in(all, |_, _| false)?;
+        let hashes = (doc, &[0u8; 32])..=(doc, &[u8::MAX; 32]);
+        self.change_index.retain_in(hashes, |_, _| false)?;
+        self.snapshots.remove(doc)?;
+        let mut meta = self.document_meta(doc)?.unwrap_or_default();
+        meta.purged = true;
+        self.documents.insert(doc, meta.encode()?.as_slice())?;
         Ok(())
     }
 }

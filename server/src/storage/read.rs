@@ -1,6 +1,8 @@
 //! Reads. Each runs in its own read transaction: redb gives it a consistent snapshot of the last
 //! commit and never makes the writer wait for it.
 
+use std::ops::Bound;
+
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 
 use super::records::{ChangeMetaRecord, DocumentMeta, Record, SnapshotRecord};
@@ -13,13 +15,22 @@ pub type ImportList = Vec<(String, String)>;
 
 impl Storage {
     /// Reads a document's newest snapshot plus the change rows after it, or `None` if the
-    /// document was never written. Blocking: call it from `spawn_blocking`.
+    /// document was never written. A deleted document comes back as its tombstone: the row,
+    /// with no snapshot and no changes. Blocking: call it from `spawn_blocking`.
     pub fn load_document(&self, id: &DocumentId) -> Result<Option<StoredDocument>, StorageError> {
         let txn = self.db.begin_read()?;
         let doc = id.as_bytes();
         let Some(meta) = document_meta(&txn, doc)? else {
             return Ok(None);
         };
+        if meta.deleted_at_ms.is_some() {
+            return Ok(Some(StoredDocument {
+                snapshot: None,
+                changes: Vec::new(),
+                next_seq: 0,
+                meta,
+            }));
+        }
 
         let snapshot = snapshot(&txn, doc)?;
         let changes = changes_after(&txn, doc, snapshot.as_ref().map(|s| s.covered_seq))?;
@@ -84,10 +95,21 @@ impl Storage {
     /// Lists every change ever logged for a document, in seq order. The metadata outlives
     /// compaction, so this is the full event log even when the change bytes are gone. Blocking.
     pub fn change_log(&self, id: &DocumentId) -> Result<Vec<ChangeMeta>, StorageError> {
+        self.change_log_page(id, None, usize::MAX)
+    }
+
+    /// At most `limit` entries of a document's event log with a seq above `after`. Blocking.
+    pub fn change_log_page(
+        &self,
+        id: &DocumentId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<ChangeMeta>, StorageError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(tables::CHANGE_META)?;
         let mut log = Vec::new();
-        for row in table.range(tables::seq_range(id.as_bytes(), None))? {
+        let rows = table.range(tables::seq_range(id.as_bytes(), after))?;
+        for row in rows.take(limit) {
             let (key, value) = row?;
             let record = ChangeMetaRecord::decode(value.value())?;
             log.push(ChangeMeta {
@@ -98,6 +120,54 @@ impl Storage {
             });
         }
         Ok(log)
+    }
+}
+
+impl Storage {
+    /// At most `limit` documents whose id sorts after `after`, in id order, with their rows;
+    /// deleted documents are left out. Blocking.
+    pub fn list_documents(
+        &self,
+        after: Option<&DocumentId>,
+        limit: usize,
+        mut keep: impl FnMut(&DocumentId, &DocumentMeta) -> bool,
+    ) -> Result<Vec<(DocumentId, DocumentMeta)>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::DOCUMENTS)?;
+        let start: Bound<&DocKey> = match after {
+            Some(after) => Bound::Excluded(after.as_bytes()),
+            None => Bound::Unbounded,
+        };
+        let rows = table.range((start, Bound::<&DocKey>::Unbounded))?;
+        let mut page = Vec::new();
+        for row in rows {
+            if page.len() >= limit {
+                break;
+            }
+            let (key, value) = row?;
+            let meta = DocumentMeta::decode(value.value())?;
+            let id = DocumentId::from_bytes(*key.value());
+            if meta.deleted_at_ms.is_none() && keep(&id, &meta) {
+                page.push((id, meta));
+            }
+        }
+        Ok(page)
+    }
+
+    /// Deleted documents not purged yet that were deleted at or before `deleted_before_ms`.
+    /// Blocking; reads every document row, so it runs seldom.
+    pub fn purge_due(&self, deleted_before_ms: u64) -> Result<Vec<DocumentId>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::DOCUMENTS)?;
+        let mut due = Vec::new();
+        for row in table.iter()? {
+            let (key, value) = row?;
+            let meta = DocumentMeta::decode(value.value())?;
+            if !meta.purged && meta.deleted_at_ms.is_some_and(|at| at <= deleted_before_ms) {
+                due.push(DocumentId::from_bytes(*key.value()));
+            }
+        }
+        Ok(due)
     }
 }
 

@@ -26,6 +26,13 @@ pub struct DocumentMeta {
     /// `own` grant of that subject's tokens covers it.
     #[serde(default)]
     pub created_by: Option<String>,
+    /// When the document was deleted, in milliseconds since the Unix epoch. The row is then a
+    /// tombstone, kept for ever: the id is refused to every peer, so a copy cannot re-create it.
+    #[serde(default)]
+    pub deleted_at_ms: Option<u64>,
+    /// The deleted document's changes, snapshot and event log are gone from the database.
+    #[serde(default)]
+    pub purged: bool,
 }
 
 /// The `change_meta` row of one change: what the event log lists after compaction.
@@ -269,8 +276,17 @@ mod tests {
             created_at_ms in any::<u64>(),
             change_count in any::<u64>(),
             bytes_logged in any::<u64>(),
+            deleted_at_ms in proptest::option::of(any::<u64>()),
+            purged in any::<bool>(),
         ) {
-            let meta = DocumentMeta { created_at_ms, change_count, bytes_logged, created_by: None };
+            let meta = DocumentMeta {
+                created_at_ms,
+                change_count,
+                bytes_logged,
+                created_by: None,
+                deleted_at_ms,
+                purged,
+            };
             prop_assert_eq!(DocumentMeta::decode(&meta.encode()?)?, meta);
         }
 

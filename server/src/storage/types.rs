@@ -132,6 +132,19 @@ pub struct DocumentWrite {
     pub outbox_updates: Vec<OutboxUpdate>,
     /// The document's imported feeds changed to these (`(url, channel)`; empty: none).
     pub imports: Option<Vec<(String, String)>>,
+    /// What happens to the document as a whole: deleted (a tombstone) or purged.
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// A step in a deleted document's life; the `documents` row stays, as its tombstone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Marks the document deleted and drops what only a live document needs (peers' sync
+    /// states, pending deliveries, imported feeds). Its changes stay until it is purged.
+    Delete,
+    /// Removes a deleted document's changes, snapshot and event log. Refused for a document
+    /// that is not deleted.
+    Purge,
 }
 
 impl DocumentWrite {
@@ -147,6 +160,7 @@ impl DocumentWrite {
             outbox: Vec::new(),
             outbox_updates: Vec::new(),
             imports: None,
+            lifecycle: None,
         }
     }
 }

@@ -164,6 +164,8 @@ fn run(
 ) {
     info!(max_batch, "storage writer started");
     while let Some(batch) = next_batch(&mut queue, max_batch) {
+        let waiting = batch.len() + queue.len();
+        metrics.storage_queue_depth.observe(waiting as f64);
         commit(&db, &metrics, batch);
     }
     info!("storage writer stopped");
