@@ -135,7 +135,19 @@ struct FileConfig {
     calendars: CalendarsFile,
     /// Access control; without it every request is allowed.
     auth: Option<crate::auth::AuthFile>,
+    #[serde(default)]
+    documents: DocumentsFile,
 }
+
+/// The `[documents]` table: what happens to deleted documents.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocumentsFile {
+    purge_deleted_after_ms: Option<u64>,
+}
+
+/// Default time a deleted document's data is kept before it is purged: 30 days.
+pub const DEFAULT_PURGE_DELETED_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The `[calendars]` table: polling of imported feeds.
 #[derive(Debug, Default, Deserialize)]
@@ -257,6 +269,8 @@ pub struct Config {
     pub auth: Option<crate::auth::AuthConfig>,
     /// Serve a non-loopback address without access control.
     pub insecure_no_auth: bool,
+    /// A deleted document's changes are purged this long after its deletion.
+    pub purge_deleted_after: Duration,
 }
 
 /// A configuration that cannot be used; the server exits with this message.
@@ -293,6 +307,7 @@ impl Default for Config {
             calendars: CalendarLimits::default(),
             auth: None,
             insecure_no_auth: false,
+            purge_deleted_after: DEFAULT_PURGE_DELETED_AFTER,
         }
     }
 }
@@ -317,6 +332,9 @@ impl Config {
             .map(|auth| auth.resolve().map_err(ConfigError::Invalid))
             .transpose()?;
         config.insecure_no_auth = args.insecure_no_auth;
+        if let Some(ms) = file.documents.purge_deleted_after_ms {
+            config.purge_deleted_after = Duration::from_millis(ms);
+        }
         config.check_exposure()?;
         config.bridges = resolve_bridges(file.bridge)?;
         let defaults = CalendarLimits::default();

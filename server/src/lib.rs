@@ -18,6 +18,7 @@ pub mod auth;
 pub mod bridges;
 pub mod config;
 pub mod documents;
+pub mod http;
 pub mod metrics;
 pub mod net;
 pub mod storage;
@@ -114,6 +115,7 @@ impl Server {
         let dispatcher =
             Dispatcher::start(&config.bridges, &storage, &writer, &metrics, &bridges_stop);
         let feed_storage = storage.clone();
+        let storage_for_api = storage.clone();
         let import_storage = storage.clone();
         let importer = bridges::import::Importer::new(
             config.calendars.import_interval,
@@ -130,6 +132,13 @@ impl Server {
             importer: importer.clone(),
         });
         importer.start(import_storage, registry.clone(), bridges_stop.clone());
+        documents::purge::start(
+            storage_for_api.clone(),
+            writer.clone(),
+            metrics.clone(),
+            config.purge_deleted_after,
+            bridges_stop.clone(),
+        );
         let gate = auth::http::Gate::new(authenticator, metrics.clone());
         let header_timeout = config.sync.handshake_timeout;
         let net = Arc::new(NetState::new(
@@ -151,7 +160,15 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        let api = http::api::ApiState {
+            registry: net.registry.clone(),
+            storage: storage_for_api,
+            gate: gate.clone(),
+            metrics: net.metrics.clone(),
+            shutdown: net.shutdown.clone(),
+        };
         let app = net::router(net.clone())
+            .merge(http::router(api))
             .merge(bridges::admin::router(dispatcher.clone(), gate.clone()))
             .merge(bridges::feed::router(feed_storage, gate));
         let shutdown = net.shutdown.clone();

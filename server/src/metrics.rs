@@ -87,7 +87,7 @@ pub struct Metrics {
     /// Deleted documents whose data was purged after the retention period.
     pub documents_purged: Counter,
     /// HTTP API requests answered, by route and status code.
-    pub http_requests: Family<ReasonLabels, Counter>,
+    pub http_requests: Family<Vec<(&'static str, String)>, Counter>,
 }
 
 impl Metrics {

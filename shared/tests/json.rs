@@ -8,8 +8,8 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value, json};
 use syncline_shared::json::{
-    JsonError, JsonPath, create_root, delete_path, insert_path, insert_value, put_value, set_path, to_json,
-    to_json_at,
+    JsonError, JsonPath, create_root, delete_path, insert_path, insert_value, put_value, set_path,
+    to_json, to_json_at,
 };
 
 fn doc_from(value: &Value) -> AutoCommit {
@@ -297,7 +297,17 @@ fn insert_path_moves_later_elements_along() {
     );
 
     let err = insert_path(&mut doc, &path("items.9"), &json!(1)).expect_err("past the end");
-    assert!(matches!(err, JsonError::IndexOutOfRange { index: 9, len: 6, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            JsonError::IndexOutOfRange {
+                index: 9,
+                len: 6,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = insert_path(&mut doc, &path("meta.k"), &json!(1)).expect_err("a map key");
     assert_eq!(
         err.to_string(),
@@ -307,7 +317,10 @@ fn insert_path_moves_later_elements_along() {
     assert!(matches!(err, JsonError::NotAList { ref list, .. } if list == "the root"));
     let err = insert_path(&mut doc, &path("missing.0"), &json!(1)).expect_err("no list");
     assert!(matches!(err, JsonError::NotFound { .. }));
-    assert!(to_json(&doc).get("missing").is_none(), "nothing was created");
+    assert!(
+        to_json(&doc).get("missing").is_none(),
+        "nothing was created"
+    );
 }
 
 #[test]

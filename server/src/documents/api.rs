@@ -258,7 +258,9 @@ fn patch_json(base: &[String], action: PatchAction) -> Value {
         PatchAction::Increment { prop, value } => {
             json!({ "action": "increment", "path": at(segment(&prop)), "value": value })
         }
-        PatchAction::Conflict { prop } => json!({ "action": "conflict", "path": at(segment(&prop)) }),
+        PatchAction::Conflict { prop } => {
+            json!({ "action": "conflict", "path": at(segment(&prop)) })
+        }
         PatchAction::DeleteMap { key } => json!({ "action": "delete", "path": at(key) }),
         PatchAction::DeleteSeq { index, length } => {
             json!({ "action": "delete", "path": at(index.to_string()), "length": length })

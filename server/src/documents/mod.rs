@@ -11,6 +11,7 @@
 
 pub mod api;
 mod imports;
+pub mod purge;
 mod worker;
 
 use std::collections::HashMap;

@@ -58,7 +58,9 @@ pub(super) async fn run(
             }
         }
         let attached = status.set_peers(0);
-        metrics.peers.dec_by(i64::try_from(attached).unwrap_or(i64::MAX));
+        metrics
+            .peers
+            .dec_by(i64::try_from(attached).unwrap_or(i64::MAX));
         metrics.documents_loaded.dec();
     }
     .instrument(span)
@@ -140,7 +142,10 @@ impl Worker {
         }
         session.set_author(context.author.clone());
         status.set_heads(session.heads());
-        debug!(exists = session.exists(), deleted, next_seq, "document loaded");
+        debug!(
+            exists = session.exists(),
+            deleted, next_seq, "document loaded"
+        );
         Ok(Self {
             id,
             session,
@@ -273,8 +278,8 @@ impl Worker {
             .filter(|peer| peer.access > Access::None)
             .count();
         let before = self.status.set_peers(attached);
-        let delta = i64::try_from(attached).unwrap_or(i64::MAX)
-            - i64::try_from(before).unwrap_or(i64::MAX);
+        let delta =
+            i64::try_from(attached).unwrap_or(i64::MAX) - i64::try_from(before).unwrap_or(i64::MAX);
         self.metrics.peers.inc_by(delta);
     }
 
@@ -399,7 +404,10 @@ impl Worker {
         self.pending.created_at_ms = Some(now_ms());
         self.pending.created_by.clone_from(&creator);
         self.created_by = creator;
-        info!(by = principal.subject().unwrap_or("-"), "document created over HTTP");
+        info!(
+            by = principal.subject().unwrap_or("-"),
+            "document created over HTTP"
+        );
         let answer = serde_json::json!({ "id": self.id.to_string(), "url": self.id.url() });
         self.replies.push((reply, answer));
     }
@@ -460,6 +468,8 @@ impl Worker {
                 peer.access = Access::None;
             }
         }
+        // No heads from now on: watchers of the document learn it is gone.
+        self.session = DocumentSession::absent();
         self.metrics.documents_deleted.inc();
         warn!("document deleted; its id is refused from now on");
         let answer = serde_json::json!({ "id": self.id.to_string(), "deleted": true });

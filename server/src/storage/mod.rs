@@ -39,8 +39,8 @@ pub use error::StorageError;
 pub use outbox::OutboxRow;
 pub use records::{BookingEvent, DocumentMeta, OutboxRecord};
 pub use types::{
-    ChangeMeta, DocumentWrite, Lifecycle, LoadError, NewChange, OutboxAction, OutboxRequest, OutboxUpdate,
-    Snapshot, StoredChange, StoredDocument, apply_stored,
+    ChangeMeta, DocumentWrite, Lifecycle, LoadError, NewChange, OutboxAction, OutboxRequest,
+    OutboxUpdate, Snapshot, StoredChange, StoredDocument, apply_stored,
 };
 pub use writer::{CommitReceipt, PendingCommit, Writer, WriterConfig};
 
