@@ -1,5 +1,6 @@
 //! Support for Syncline's end-to-end suites and benchmarks.
 //!
+//! - [`api`]: a client for the server's HTTP API.
 //! - [`server`]: runs the real `syncline-server` binary on a loopback port, reads its log and
 //!   metrics, and stops it by process id (SIGTERM or SIGKILL).
 //! - [`native`]: helpers for suites that drive the native client library.
@@ -12,6 +13,7 @@
 //! The suites in `tests/tests/` use real components only: the real binary, real redb files, and
 //! real WebSockets.
 
+pub mod api;
 pub mod native;
 pub mod peer;
 pub mod radicale;

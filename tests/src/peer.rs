@@ -294,6 +294,13 @@ impl RawPeer {
         .context("waiting for every document to be in sync with the server")
     }
 
+    /// Reads and answers frames until the server has said `doc` is unavailable.
+    pub async fn wait_unavailable(&mut self, doc: DocumentId, timeout: Duration) -> Result<()> {
+        self.pump_until(timeout, |peer| peer.replica(doc).unavailable)
+            .await
+            .with_context(|| format!("waiting for the server to call {doc} unavailable"))
+    }
+
     /// Our current heads of `doc`.
     pub fn heads(&mut self, doc: DocumentId) -> Vec<ChangeHash> {
         self.replica(doc).doc.get_heads()
