@@ -166,6 +166,7 @@ impl Server {
             gate: gate.clone(),
             metrics: net.metrics.clone(),
             shutdown: net.shutdown.clone(),
+            max_body_bytes: net.limits.max_message_bytes,
         };
         let app = net::router(net.clone())
             .merge(http::router(api))

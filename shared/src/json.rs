@@ -28,10 +28,10 @@
 //! therefore the identity; document -> JSON -> document is not, as text, counters, timestamps and
 //! bytes come back as plain strings, numbers and lists.
 //!
-//! Limit: both directions recurse once per level of nesting, so a document nested many thousands
-//! of levels deep can exhaust the stack. JSON parsed by `serde_json` is capped at 128 levels, but
-//! a document written by a peer is not: before the HTTP API or webhooks render documents from
-//! untrusted peers, rendering needs a depth limit of its own.
+//! Both directions recurse once per level of nesting. A document written by a peer can nest as
+//! deeply as it likes, so reading stops at [`MAX_DEPTH`]: anything nested deeper renders as
+//! `null`, and a hostile peer cannot exhaust the stack of a server that renders its document for
+//! the HTTP API or a webhook. Writers that take JSON from outside check [`depth`] first.
 
 use std::fmt;
 use std::str::FromStr;
@@ -40,9 +40,22 @@ use automerge::transaction::Transactable;
 use automerge::{AutomergeError, ChangeHash, ObjId, ObjType, Prop, ROOT, ReadDoc, ScalarValue};
 use serde_json::{Map, Number, Value};
 
+/// Objects nested deeper than this render as `null`. An unoptimised build spends about 13 KiB
+/// of stack per level, so this keeps rendering well inside a 2 MiB thread stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// How deeply `value` nests: 0 for a scalar, 1 for an object or array of scalars.
+pub fn depth(value: &Value) -> usize {
+    match value {
+        Value::Object(entries) => 1 + entries.values().map(depth).max().unwrap_or(0),
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// The current state of a document as a JSON object.
 pub fn to_json<R: ReadDoc>(doc: &R) -> Value {
-    Version { doc, heads: None }.object(&ROOT, ObjType::Map)
+    Version { doc, heads: None }.object(&ROOT, ObjType::Map, 0)
 }
 
 /// A document as it was at `heads`, for example a version named in an `automerge:` URL.
@@ -54,7 +67,7 @@ pub fn to_json_at<R: ReadDoc>(doc: &R, heads: &[ChangeHash]) -> Value {
         doc,
         heads: Some(heads),
     };
-    version.object(&ROOT, ObjType::Map)
+    version.object(&ROOT, ObjType::Map, 0)
 }
 
 /// One version of a document: the current one, or the one at some heads. Each read goes through
@@ -65,32 +78,36 @@ struct Version<'a, R> {
 }
 
 impl<R: ReadDoc> Version<'_, R> {
-    fn object(&self, obj: &ObjId, typ: ObjType) -> Value {
+    /// The object `obj`, found `depth` levels below the root.
+    fn object(&self, obj: &ObjId, typ: ObjType, depth: usize) -> Value {
+        if depth > MAX_DEPTH {
+            return Value::Null;
+        }
         match typ {
-            ObjType::Map | ObjType::Table => Value::Object(self.map(obj)),
-            ObjType::List => Value::Array(self.list(obj)),
+            ObjType::Map | ObjType::Table => Value::Object(self.map(obj, depth)),
+            ObjType::List => Value::Array(self.list(obj, depth)),
             ObjType::Text => Value::String(self.text(obj)),
         }
     }
 
-    fn map(&self, obj: &ObjId) -> Map<String, Value> {
+    fn map(&self, obj: &ObjId, depth: usize) -> Map<String, Value> {
         let keys = match self.heads {
             Some(heads) => self.doc.keys_at(obj, heads),
             None => self.doc.keys(obj),
         };
         keys.map(|key| {
-            let value = self.get(obj, key.as_str());
+            let value = self.get(obj, key.as_str(), depth);
             (key, value)
         })
         .collect()
     }
 
-    fn list(&self, obj: &ObjId) -> Vec<Value> {
+    fn list(&self, obj: &ObjId, depth: usize) -> Vec<Value> {
         let len = match self.heads {
             Some(heads) => self.doc.length_at(obj, heads),
             None => self.doc.length(obj),
         };
-        (0..len).map(|index| self.get(obj, index)).collect()
+        (0..len).map(|index| self.get(obj, index, depth)).collect()
     }
 
     fn text(&self, obj: &ObjId) -> String {
@@ -102,7 +119,7 @@ impl<R: ReadDoc> Version<'_, R> {
         text.unwrap_or_default()
     }
 
-    fn get(&self, obj: &ObjId, prop: impl Into<Prop>) -> Value {
+    fn get(&self, obj: &ObjId, prop: impl Into<Prop>, depth: usize) -> Value {
         let found = match self.heads {
             Some(heads) => self.doc.get_at(obj, prop, heads),
             None => self.doc.get(obj, prop),
@@ -110,7 +127,7 @@ impl<R: ReadDoc> Version<'_, R> {
         // The object and the key or index come from the document itself, so neither an error
         // nor absence can happen; null keeps rendering total instead of panicking a server.
         match found {
-            Ok(Some((automerge::Value::Object(typ), id))) => self.object(&id, typ),
+            Ok(Some((automerge::Value::Object(typ), id))) => self.object(&id, typ, depth + 1),
             Ok(Some((automerge::Value::Scalar(scalar), _))) => scalar_to_json(&scalar),
             Ok(None) | Err(_) => Value::Null,
         }

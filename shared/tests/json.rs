@@ -8,7 +8,7 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value, json};
 use syncline_shared::json::{
-    JsonError, JsonPath, create_root, delete_path, insert_path, insert_value, put_value, set_path,
+    JsonError, JsonPath, MAX_DEPTH, create_root, delete_path, insert_path, insert_value, put_value, set_path,
     to_json, to_json_at,
 };
 
@@ -279,6 +279,26 @@ fn delete_path_removes_keys_and_elements() {
         json!({"a": {"c": 2}, "items": [1, 3]}),
         "nothing was created"
     );
+}
+
+#[test]
+fn rendering_stops_at_the_depth_limit() {
+    // Intent: a document nested far deeper than any JSON parser allows still renders, with
+    // everything below the limit as null, instead of exhausting the stack.
+    let mut doc = AutoCommit::new();
+    let mut obj = ROOT;
+    for _ in 0..MAX_DEPTH + 50 {
+        obj = doc.put_object(&obj, "d", ObjType::Map).expect("nest");
+    }
+    let rendered = to_json(&doc);
+    let mut level = &rendered;
+    let mut depth = 0;
+    while let Some(inner) = level.get("d") {
+        level = inner;
+        depth += 1;
+    }
+    assert_eq!(depth, MAX_DEPTH + 1, "maps down to the limit, then null");
+    assert!(level.is_null());
 }
 
 #[test]

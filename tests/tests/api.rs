@@ -293,11 +293,16 @@ async fn check_versions(
 /// Bad input of every kind is answered with JSON naming a stable code.
 #[tokio::test]
 async fn bad_requests_get_json_errors_with_stable_codes() -> Result<()> {
-    let h = Harness::start("").await?;
+    let h = Harness::start("[sync]\nmax_message_bytes = 4096\n").await?;
     let api = &h.api;
     let (id, _) = api.create(&json!({"items": [1]})).await?;
     let missing = DocumentId::random_from(rand::random()).to_string();
     let changes = format!("/api/documents/{id}/changes");
+    let mut deep = json!(1);
+    for _ in 0..70 {
+        deep = json!({ "d": deep });
+    }
+    let large = json!({ "text": "x".repeat(5000) });
 
     let cases = [
         (
@@ -312,6 +317,25 @@ async fn bad_requests_get_json_errors_with_stable_codes() -> Result<()> {
         ),
         (
             api.post("/api/documents", &json!({})).await?,
+            422,
+            "invalid_change",
+        ),
+        (
+            api.post("/api/documents", &deep).await?,
+            422,
+            "invalid_change",
+        ),
+        (
+            api.post("/api/documents", &large).await?,
+            413,
+            "body_too_large",
+        ),
+        (
+            api.post(
+                &changes,
+                &json!({"ops": [{"op": "set", "path": "/d", "value": deep}]}),
+            )
+            .await?,
             422,
             "invalid_change",
         ),
@@ -420,6 +444,32 @@ async fn bad_requests_get_json_errors_with_stable_codes() -> Result<()> {
     ]});
     assert_eq!(api.post(&changes, &partial).await?.status, 422);
     assert_eq!(api.state(&id).await?, json!({"items": [1]}));
+
+    // A peer may nest a document as deeply as it likes: it still renders, cut at the limit.
+    let mut peer = RawPeer::connect(&h.server.ws_url(), "nester").await?;
+    let (nested, _) = peer
+        .create_acknowledged(
+            |d| {
+                let mut obj = automerge::ROOT;
+                for _ in 0..300 {
+                    obj = d
+                        .put_object(&obj, "d", automerge::ObjType::Map)
+                        .expect("nest");
+                }
+            },
+            WAIT,
+        )
+        .await?;
+    let state = api.state(&nested.to_string()).await?;
+    let mut level = &state;
+    let mut depth = 0;
+    while let Some(inner) = level.get("d") {
+        level = inner;
+        depth += 1;
+    }
+    assert_eq!(depth, syncline_shared::json::MAX_DEPTH + 1);
+    assert!(level.is_null());
+    peer.close().await?;
     Ok(())
 }
 

@@ -116,6 +116,37 @@ impl ApiError {
     }
 }
 
+/// Refuses JSON that would nest deeper than a document can be read back
+/// ([`json::MAX_DEPTH`]): the root given for a new document, or a value written at a path.
+pub fn check_depth(path: Option<&str>, value: &Value) -> Result<(), ApiError> {
+    let below = path
+        .and_then(|p| p.parse::<json::JsonPath>().ok())
+        .map_or(0, |p| p.segments().len());
+    let depth = below + json::depth(value);
+    if depth <= json::MAX_DEPTH {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorKind::InvalidChange,
+        format!(
+            "the value would nest {depth} levels deep; documents are read back to {} levels",
+            json::MAX_DEPTH
+        ),
+    ))
+}
+
+impl ChangeRequest {
+    /// Refuses operations whose values would nest too deeply.
+    pub fn check_depth(&self) -> Result<(), ApiError> {
+        self.ops.iter().try_for_each(|op| match op {
+            Op::Set { path, value } | Op::Insert { path, value } => {
+                check_depth(Some(path), value)
+            }
+            Op::Delete { .. } => Ok(()),
+        })
+    }
+}
+
 /// Heads as the API writes them: lowercase hex, sorted, so equal versions print alike.
 pub fn heads_json(heads: &[ChangeHash]) -> Vec<String> {
     let mut hex: Vec<String> = heads.iter().map(ToString::to_string).collect();

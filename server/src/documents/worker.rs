@@ -329,14 +329,20 @@ impl Worker {
                 principal,
                 request,
                 reply,
-            } => self.handle_api(&principal, request, reply),
+            } => self.handle_api(&principal, request, reply, context),
         }
     }
 
     /// Carries out an HTTP API request. Reads answer at once (the worker's document holds
     /// nothing that is not durable, since every turn ends with its commit); writes answer after
     /// this turn's commit. A principal that may not read the document is told it does not exist.
-    fn handle_api(&mut self, principal: &Principal, request: ApiRequest, reply: ApiReply) {
+    fn handle_api(
+        &mut self,
+        principal: &Principal,
+        request: ApiRequest,
+        reply: ApiReply,
+        context: &WorkerContext,
+    ) {
         if self.deleted {
             let _ = reply.send(Err(ApiError::deleted()));
             return;
@@ -364,7 +370,7 @@ impl Worker {
             }
             ApiRequest::Diff { from, to } => api::diff(doc, &from, to.as_deref()),
             ApiRequest::Change(change) => return self.api_change(change, reply),
-            ApiRequest::Delete => return self.api_delete(reply),
+            ApiRequest::Delete => return self.api_delete(reply, context),
             ApiRequest::Create { .. } => unreachable!("handled above"),
         };
         let _ = reply.send(answer);
@@ -456,8 +462,10 @@ impl Worker {
             .push((reply, serde_json::json!({ "change": change })));
     }
 
-    fn api_delete(&mut self, reply: ApiReply) {
+    fn api_delete(&mut self, reply: ApiReply, context: &WorkerContext) {
         self.deleted = true;
+        context.services.importer.register(self.id, Vec::new());
+        self.imports = Some(Vec::new());
         self.pending.lifecycle = Some(Lifecycle::Delete);
         let conns: Vec<ConnectionId> = self.peers.keys().copied().collect();
         for conn in conns {

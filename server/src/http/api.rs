@@ -20,7 +20,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -32,7 +33,9 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::http::{Gate, require_token};
 use crate::auth::{Access, Principal};
 use crate::documents::Registry;
-use crate::documents::api::{ApiError, ApiRequest, ChangeRequest, ErrorKind, parse_heads};
+use crate::documents::api::{
+    ApiError, ApiRequest, ChangeRequest, ErrorKind, check_depth, parse_heads,
+};
 use crate::metrics::Metrics;
 use crate::net::json_error;
 use crate::storage::Storage;
@@ -56,6 +59,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Cancelled at shutdown; ends event streams.
     pub shutdown: CancellationToken,
+    /// Largest request body accepted (`sync.max_message_bytes`, as for a sync message).
+    pub max_body_bytes: usize,
 }
 
 /// The `/api/` routes, each behind the token check.
@@ -71,6 +76,7 @@ pub fn router(state: ApiState) -> Router {
             state.gate.clone(),
             require_token,
         ))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
 }
 
@@ -169,9 +175,19 @@ fn limit_param(params: &HashMap<String, String>) -> Result<usize, Refusal> {
     }
 }
 
-/// A request body as JSON of type `T`.
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Refusal> {
-    serde_json::from_slice(bytes)
+/// A request body as JSON of type `T`; a body over the limit is refused as JSON too.
+fn body<T: serde::de::DeserializeOwned>(
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<T, Refusal> {
+    let bytes = bytes.map_err(|rejection| -> Refusal {
+        let status = rejection.status();
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+            _ => "invalid_body",
+        };
+        json_error(status, code, &rejection.body_text()).into()
+    })?;
+    serde_json::from_slice(&bytes)
         .map_err(|err| bad_request("invalid_json", &format!("the body is not valid: {err}")))
 }
 
@@ -223,9 +239,9 @@ async fn ask(
 async fn create(
     State(state): State<ApiState>,
     Extension(principal): Extension<Arc<Principal>>,
-    bytes: Bytes,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let root: Value = body(&bytes)?;
+    let root: Value = body(bytes)?;
     if !root.is_object() {
         return Err(ApiError::new(
             ErrorKind::InvalidChange,
@@ -233,6 +249,7 @@ async fn create(
         )
         .into());
     }
+    check_depth(None, &root)?;
     let id = DocumentId::random_from(rand::random());
     let handle = state.registry.open(id);
     let created = handle
@@ -250,16 +267,19 @@ async fn list(
     let limit = limit_param(&params)?;
     let after = params.get("after").map(|a| document_id(a)).transpose()?;
     let storage = state.storage.clone();
-    let page = blocking(move || {
-        storage.list_documents(after.as_ref(), limit, |id, meta| {
+    let listing = blocking(move || {
+        let scan = limit.saturating_mul(10).saturating_add(1000);
+        storage.list_documents(after.as_ref(), limit, scan, |id, meta| {
             principal.access(id, meta.created_by.as_deref()) > Access::None
         })
     })
     .await?;
-    let next = (page.len() == limit)
-        .then(|| page.last().map(|(id, _)| id.to_string()))
-        .flatten();
-    let documents: Vec<Value> = page
+    let next = match listing.complete {
+        true => None,
+        false => listing.last.map(|id| id.to_string()),
+    };
+    let documents: Vec<Value> = listing
+        .documents
         .iter()
         .map(|(id, meta)| {
             json!({
@@ -296,16 +316,17 @@ async fn change(
     State(state): State<ApiState>,
     Extension(principal): Extension<Arc<Principal>>,
     Path(id): Path<String>,
-    bytes: Bytes,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let id = document_id(&id)?;
-    let change: ChangeRequest = body(&bytes)?;
+    let change: ChangeRequest = body(bytes)?;
     if change.ops.is_empty() {
         return Err(bad_request(
             "invalid_json",
             "ops is empty: name at least one operation",
         ));
     }
+    change.check_depth()?;
     let answer = ask(&state, principal, id, ApiRequest::Change(change)).await?;
     Ok(Json(answer).into_response())
 }

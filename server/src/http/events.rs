@@ -3,8 +3,9 @@
 //! The first event carries the heads at the moment of subscribing; each later one the heads
 //! after a commit that changed them (a burst of commits may be announced once, with the newest
 //! heads: a watcher reads the document then anyway). The stream ends with a `deleted` event when
-//! the document is deleted, and ends quietly when the server shuts down. While a stream is open
-//! the document stays loaded.
+//! the document is deleted, with an `expired` event when the request's token expires (reconnect
+//! with a fresh one), and quietly when the server shuts down. While a stream is open the
+//! document stays loaded.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -33,10 +34,35 @@ pub(super) async fn stream(
     let id = document_id(&id)?;
     readable(&state, &principal, id).await?;
     let handle = state.registry.open(id);
-    let events = heads_events(handle, state.shutdown.clone());
+    let until = Until {
+        shutdown: state.shutdown.clone(),
+        expires: principal.expires_at(),
+    };
+    let events = heads_events(handle, until);
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response())
+}
+
+/// What ends a stream besides the document's worker stopping.
+struct Until {
+    shutdown: tokio_util::sync::CancellationToken,
+    expires: Option<std::time::SystemTime>,
+}
+
+impl Until {
+    /// Resolves when the token expires; never without one.
+    async fn expired(&self) {
+        match self.expires {
+            Some(at) => {
+                let left = at
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default();
+                tokio::time::sleep(left).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// Where a stream is: about to send the first event, following, or done.
@@ -48,12 +74,12 @@ enum Phase {
 
 fn heads_events(
     handle: DocumentHandle,
-    shutdown: tokio_util::sync::CancellationToken,
+    until: Until,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let heads = handle.watch_heads();
     stream::unfold(
-        (handle, heads, shutdown, Phase::First),
-        |(handle, mut heads, shutdown, phase)| async move {
+        (handle, heads, until, Phase::First),
+        |(handle, mut heads, until, phase)| async move {
             match phase {
                 Phase::Done => return None,
                 Phase::First => {}
@@ -61,7 +87,11 @@ fn heads_events(
                     tokio::select! {
                         changed = heads.changed() => changed.ok()?,
                         () = handle.stopped() => return None,
-                        () = shutdown.cancelled() => return None,
+                        () = until.shutdown.cancelled() => return None,
+                        () = until.expired() => {
+                            let event = Event::default().event("expired").data("{}");
+                            return Some((Ok(event), (handle, heads, until, Phase::Done)));
+                        }
                     }
                 }
             }
@@ -73,7 +103,7 @@ fn heads_events(
             };
             let data = json!({ "heads": heads_json(&current) }).to_string();
             let event = Event::default().event(event).data(data);
-            Some((Ok(event), (handle, heads, shutdown, next)))
+            Some((Ok(event), (handle, heads, until, next)))
         },
     )
 }

@@ -59,7 +59,8 @@ async fn count(State(metrics): State<Arc<Metrics>>, request: Request, next: Next
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().as_str().to_owned();
-    let response = next.run(request).await;
+    let span = tracing::info_span!("http", %method, %route);
+    let response = tracing::Instrument::instrument(next.run(request), span).await;
     let status = response.status().as_u16().to_string();
     metrics
         .http_requests

@@ -37,6 +37,7 @@ use crate::metrics::Metrics;
 
 pub use error::StorageError;
 pub use outbox::OutboxRow;
+pub use read::Listing;
 pub use records::{BookingEvent, DocumentMeta, OutboxRecord};
 pub use types::{
     ChangeMeta, DocumentWrite, Lifecycle, LoadError, NewChange, OutboxAction, OutboxRequest,

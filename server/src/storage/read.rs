@@ -10,6 +10,17 @@ use super::tables::{self, DocKey};
 use super::types::{ChangeMeta, Snapshot, StoredChange, StoredDocument};
 use super::{DocumentId, Storage, StorageError};
 
+/// One page of [`Storage::list_documents`].
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The documents on the page, in id order.
+    pub documents: Vec<(DocumentId, DocumentMeta)>,
+    /// The last id read, listed or not: where the next page starts.
+    pub last: Option<DocumentId>,
+    /// No document sorts after this page.
+    pub complete: bool,
+}
+
 /// The feeds one document imports, as `(url, channel)`.
 pub type ImportList = Vec<(String, String)>;
 
@@ -124,14 +135,17 @@ impl Storage {
 }
 
 impl Storage {
-    /// At most `limit` documents whose id sorts after `after`, in id order, with their rows;
-    /// deleted documents are left out. Blocking.
+    /// At most `limit` documents whose id sorts after `after`, in id order, with their rows,
+    /// that `keep` accepts; deleted documents are left out. At most `scan` rows are read, so a
+    /// caller who may see few documents among many still gets a quick answer; the page then
+    /// ends early, and `Listing::last` says where to go on. Blocking.
     pub fn list_documents(
         &self,
         after: Option<&DocumentId>,
         limit: usize,
+        scan: usize,
         mut keep: impl FnMut(&DocumentId, &DocumentMeta) -> bool,
-    ) -> Result<Vec<(DocumentId, DocumentMeta)>, StorageError> {
+    ) -> Result<Listing, StorageError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(tables::DOCUMENTS)?;
         let start: Bound<&DocKey> = match after {
@@ -139,19 +153,21 @@ impl Storage {
             None => Bound::Unbounded,
         };
         let rows = table.range((start, Bound::<&DocKey>::Unbounded))?;
-        let mut page = Vec::new();
-        for row in rows {
-            if page.len() >= limit {
-                break;
+        let mut listing = Listing::default();
+        for (scanned, row) in rows.enumerate() {
+            if listing.documents.len() >= limit || scanned >= scan {
+                return Ok(listing);
             }
             let (key, value) = row?;
             let meta = DocumentMeta::decode(value.value())?;
             let id = DocumentId::from_bytes(*key.value());
+            listing.last = Some(id);
             if meta.deleted_at_ms.is_none() && keep(&id, &meta) {
-                page.push((id, meta));
+                listing.documents.push((id, meta));
             }
         }
-        Ok(page)
+        listing.complete = true;
+        Ok(listing)
     }
 
     /// Deleted documents not purged yet that were deleted at or before `deleted_before_ms`.
