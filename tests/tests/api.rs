@@ -957,3 +957,50 @@ async fn metrics_move_by_the_expected_amounts() -> Result<()> {
     peer.close().await?;
     Ok(())
 }
+
+/// A booking created over HTTP is decided by the server like one from a peer, and the history
+/// shows the decision as the server's own change.
+#[tokio::test]
+async fn a_booking_made_over_http_is_decided_and_shows_in_the_history() -> Result<()> {
+    let h = Harness::start("").await?;
+    let booking = |guest: &str| {
+        json!({"guest": guest, "check_in": "2026-12-24", "check_out": "2026-12-27",
+               "channel": "direct", "status": "pending"})
+    };
+    let (id, _) = h
+        .api
+        .create(&json!({"type": "calendar", "name": "Loft", "bookings": {"b1": booking("Ana")}}))
+        .await?;
+    h.api
+        .change(
+            &id,
+            json!([{"op": "set", "path": "/bookings/b2", "value": booking("Bo")}]),
+        )
+        .await?;
+
+    // 1. The first booking is confirmed, the overlapping second rejected, both by the server.
+    let state = h.api.state(&id).await?;
+    assert_eq!(
+        state["bookings"]["b1"]["status"],
+        json!("confirmed"),
+        "{state}"
+    );
+    assert_eq!(
+        state["bookings"]["b2"]["status"],
+        json!("rejected"),
+        "{state}"
+    );
+
+    // 2. The history: each edit is followed by the server's decision, with its record.
+    let history = h.api.get(&format!("/api/documents/{id}/history")).await?;
+    let entries = history.body["changes"].as_array().context("changes")?;
+    let kinds: Vec<&str> = entries.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["edit", "booking_decision", "edit", "booking_decision"]
+    );
+    let decision = &entries[3]["resolution"]["bookings"][0];
+    assert_eq!(decision["booking"], json!("b2"));
+    assert_eq!(decision["status"], json!("rejected"));
+    Ok(())
+}

@@ -139,9 +139,7 @@ impl ChangeRequest {
     /// Refuses operations whose values would nest too deeply.
     pub fn check_depth(&self) -> Result<(), ApiError> {
         self.ops.iter().try_for_each(|op| match op {
-            Op::Set { path, value } | Op::Insert { path, value } => {
-                check_depth(Some(path), value)
-            }
+            Op::Set { path, value } | Op::Insert { path, value } => check_depth(Some(path), value),
             Op::Delete { .. } => Ok(()),
         })
     }
@@ -327,4 +325,116 @@ fn pointer(segments: impl Iterator<Item = String>) -> String {
     segments
         .map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::CommitOptions;
+    use syncline_shared::policy::{BookingDecision, KeyResolution};
+
+    fn logged(doc: &Automerge) -> Vec<ChangeMeta> {
+        doc.get_changes(&[])
+            .iter()
+            .enumerate()
+            .map(|(seq, change)| ChangeMeta {
+                seq: seq as u64,
+                hash: change.hash().0,
+                received_at_ms: 1_000 + seq as u64,
+                author: change.actor_id().to_bytes().to_vec(),
+            })
+            .collect()
+    }
+
+    fn commit(
+        doc: &mut Automerge,
+        message: Option<String>,
+        f: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
+    ) {
+        let mut options = CommitOptions::default().with_time(1_700_000_000);
+        if let Some(message) = message {
+            options = options.with_message(message);
+        }
+        let mut tx = doc.transaction();
+        f(&mut tx);
+        tx.commit_with(options);
+    }
+
+    /// The history tells the server's resolving changes apart by their recorded decisions.
+    #[test]
+    fn history_entries_name_their_kind() {
+        let mut doc = Automerge::new();
+        commit(&mut doc, Some("by hand".into()), |tx| {
+            tx.put(automerge::ROOT, "price", 1).expect("put");
+        });
+        let settled = ResolutionRecord {
+            conflicts: vec![KeyResolution {
+                obj: "_root".into(),
+                path: "/price".into(),
+                key: "price".into(),
+                winner: json!(2),
+                time: 5,
+                original: "00".repeat(32),
+                candidates: 2,
+            }],
+            bookings: Vec::new(),
+        };
+        commit(&mut doc, Some(settled.message()), |tx| {
+            tx.put(automerge::ROOT, "price", 2).expect("put");
+        });
+        let decided = ResolutionRecord {
+            conflicts: Vec::new(),
+            bookings: vec![BookingDecision {
+                booking: "b1".into(),
+                status: "confirmed".into(),
+                reason: None,
+                reverted: false,
+            }],
+        };
+        commit(&mut doc, Some(decided.message()), |tx| {
+            tx.put(automerge::ROOT, "status", "confirmed").expect("put");
+        });
+
+        let entries = describe(&doc, &logged(&doc));
+        let kinds: Vec<&str> = entries
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(kinds, ["edit", "conflict_resolution", "booking_decision"]);
+        assert_eq!(entries[0]["message"], json!("by hand"));
+        assert_eq!(
+            entries[1]["resolution"]["conflicts"][0]["path"],
+            json!("/price")
+        );
+        assert_eq!(entries[2]["received_at_ms"], json!(1_002));
+        assert_eq!(entries[2]["author_seq"], json!(3));
+        assert_eq!(entries[0]["timestamp"], json!(1_700_000_000));
+    }
+
+    /// Diff paths are JSON Pointers, with `/` and `~` in keys escaped.
+    #[test]
+    fn diff_paths_are_escaped_pointers() {
+        let mut doc = Automerge::new();
+        commit(&mut doc, None, |tx| {
+            let nights = tx
+                .put_object(automerge::ROOT, "a/b~c", ObjType::Map)
+                .expect("map");
+            tx.put(&nights, "x", 1).expect("put");
+        });
+        let before = doc.get_heads();
+        commit(&mut doc, None, |tx| {
+            let (_, map) = tx.get(automerge::ROOT, "a/b~c").expect("get").expect("map");
+            tx.put(&map, "x", 2).expect("put");
+            tx.delete(automerge::ROOT, "gone").expect("delete nothing");
+        });
+        let patches = diff(&doc, &before, None).expect("known heads")["patches"].clone();
+        assert_eq!(
+            patches,
+            json!([{"action": "put", "path": "/a~1b~0c/x", "value": 2}])
+        );
+        let unknown = diff(&doc, &[ChangeHash([7; 32])], None).expect_err("unknown heads");
+        assert_eq!(unknown.kind, ErrorKind::UnknownHeads);
+    }
 }
