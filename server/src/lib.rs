@@ -169,7 +169,7 @@ impl Server {
             max_body_bytes: net.limits.max_message_bytes,
         };
         let app = net::router(net.clone())
-            .merge(http::router(api))
+            .merge(http::router(api, net.clone()))
             .merge(bridges::admin::router(dispatcher.clone(), gate.clone()))
             .merge(bridges::feed::router(feed_storage, gate));
         let shutdown = net.shutdown.clone();

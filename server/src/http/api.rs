@@ -282,14 +282,15 @@ async fn list(
         .documents
         .iter()
         .map(|(id, meta)| {
+            let peers = state.registry.peers_of(id);
             json!({
                 "id": id.to_string(),
                 "url": id.url(),
                 "created_at_ms": meta.created_at_ms,
                 "changes": meta.change_count,
                 "bytes": meta.bytes_logged,
-                "loaded": state.registry.peers_of(id).is_some(),
-                "peers": state.registry.peers_of(id).unwrap_or(0),
+                "loaded": peers.is_some(),
+                "peers": peers.unwrap_or(0),
             })
         })
         .collect();

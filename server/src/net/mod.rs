@@ -1,11 +1,10 @@
-//! The network edge: one HTTP listener that serves WebSocket sync and the operational endpoints.
+//! The network edge: one HTTP listener ([`serve`]) that serves WebSocket sync beside the HTTP
+//! routes of [`crate::http`].
 //!
 //! `GET /` and `GET /sync` upgrade to the automerge-repo WebSocket protocol; each upgraded socket
 //! becomes a [`connection`] task. The upgrade is where access control and the per-address
 //! connection limit apply: a missing or bad token is refused with 401, a token that grants
-//! nothing with 403, one connection too many from an address with 429. `/healthz` and `/readyz`
-//! answer 200 while sync traffic is accepted (storage is open before the listener starts), and
-//! `/metrics` serves Prometheus text; those three never need a token.
+//! nothing with 403, one connection too many from an address with 429.
 
 pub mod connection;
 pub mod outbound;
@@ -18,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -90,7 +89,8 @@ impl NetState {
         self.accepting.store(false, Ordering::SeqCst);
     }
 
-    fn is_accepting(&self) -> bool {
+    /// Whether sync connections are taken (from start-up, once storage is open, to shutdown).
+    pub fn is_accepting(&self) -> bool {
         self.accepting.load(Ordering::SeqCst)
     }
 
@@ -194,14 +194,11 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The HTTP routes.
+/// The sync endpoint's routes.
 pub fn router(state: Arc<NetState>) -> Router {
     Router::new()
         .route("/", get(upgrade))
         .route("/sync", get(upgrade))
-        .route("/healthz", get(health))
-        .route("/readyz", get(health))
-        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -253,24 +250,4 @@ async fn upgrade(
                 drop(slot);
             })
         })
-}
-
-async fn health(State(state): State<Arc<NetState>>) -> Response {
-    if state.is_accepting() {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
-    }
-}
-
-async fn metrics(State(state): State<Arc<NetState>>) -> Response {
-    let body = state.metrics.render();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
 }
