@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole Syncline test suite: builds the workspace binaries, runs the Rust tests, then the
-# JavaScript interop suite (the real automerge-repo client against target/debug/syncline-server),
-# then a short run of the load benchmark to prove it still works end to end, then a short fuzz run
-# of every cargo-fuzz target (scripts/fuzz.sh).
+# JavaScript suites (the real automerge-repo client against target/debug/syncline-server, and the
+# inspector page in headless Chromium), then a short run of the load benchmark to prove it still
+# works end to end, then a short fuzz run of every cargo-fuzz target (scripts/fuzz.sh).
 #
 # usage: ./scripts/test.sh
 #
 # Needs: the Rust toolchain pinned in rust-toolchain.toml (rustup installs it), Node.js 20 or newer
 # with npm. The JS dependencies are installed from tests/js/package-lock.json with `npm install`
 # (not `npm ci`: the lock file names cbor-x's optional native helpers, which npm ci insists on).
+# Chromium for the inspector suite: $SYNCLINE_CHROMIUM, default /usr/bin/chromium; when it is
+# missing and apt-get exists, Debian's `chromium` package is installed (with sudo unless root).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,6 +41,33 @@ if [ "$NODE_MAJOR" -lt 20 ]; then
   echo "error: Node.js 20 or newer is required (found $(node --version))" >&2
   exit 1
 fi
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  else
+    need sudo "run as root, or install Debian's chromium package yourself"
+    sudo "$@"
+  fi
+}
+
+install_chromium() {
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+}
+
+# playwright-core drives a browser it does not download: Debian's Chromium. The package lists
+# are refreshed only if the install fails with the ones at hand.
+CHROMIUM="${SYNCLINE_CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$CHROMIUM" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "==> installing Debian's chromium package (no executable at $CHROMIUM)"
+  install_chromium || { as_root apt-get update && install_chromium; } || true
+fi
+if [ ! -x "$CHROMIUM" ]; then
+  echo "error: no Chromium at $CHROMIUM for the inspector suite (install Debian's chromium" \
+    "package, or set SYNCLINE_CHROMIUM to a Chromium or Chrome executable)" >&2
+  exit 1
+fi
+export SYNCLINE_CHROMIUM="$CHROMIUM"
 
 header "cargo build --workspace --bins"
 cargo build --workspace --bins
