@@ -8,8 +8,8 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value, json};
 use syncline_shared::json::{
-    JsonError, JsonPath, MAX_DEPTH, create_root, delete_path, insert_path, insert_value, put_value, set_path,
-    to_json, to_json_at,
+    JsonError, JsonPath, MAX_DEPTH, create_root, delete_path, insert_path, insert_value, put_value,
+    set_path, to_json, to_json_at,
 };
 
 fn doc_from(value: &Value) -> AutoCommit {
