@@ -2,7 +2,8 @@
 //!
 //! Precedence is flag (or its environment variable) over the config file over the built-in
 //! default. Unknown keys in the file are an error, so a typo never silently falls back to a
-//! default.
+//! default. Every refusal is one line that names the file, the key or the path, what is wrong
+//! with it and what would be accepted, since it is all an operator sees of a failed start.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -72,15 +73,19 @@ impl TokenArgs {
     /// Signs the token these flags describe.
     pub fn mint(&self) -> Result<String, ConfigError> {
         let file = read_file(&self.config)?;
+        let refuse = |why: &str| ConfigError::Value {
+            path: self.config.clone(),
+            why: why.to_owned(),
+        };
         let auth = file
             .auth
-            .ok_or_else(|| {
-                ConfigError::Invalid(format!("{} has no [auth] section", self.config.display()))
-            })?
-            .resolve()
-            .map_err(ConfigError::Invalid)?;
+            .ok_or_else(|| refuse("there is no [auth] section, whose secret signs tokens"))?;
+        let auth = resolve_auth(auth).map_err(|why| refuse(&why))?;
         let secret = auth.secret.ok_or_else(|| {
-            ConfigError::Invalid("the [auth] section has no HS256 secret to sign with".into())
+            refuse(
+                "the [auth] section has no secret (HS256) to sign with; Ed25519 public keys \
+                 only verify tokens",
+            )
         })?;
         let mut docs = std::collections::BTreeMap::new();
         for doc in &self.read {
@@ -98,7 +103,7 @@ impl TokenArgs {
             docs,
             admin: self.admin,
         };
-        crate::auth::mint_hs256(&secret, &claims).map_err(ConfigError::Invalid)
+        crate::auth::mint_hs256(&secret, &claims).map_err(|why| refuse(&why))
     }
 }
 
@@ -115,9 +120,31 @@ pub struct Args {
     #[arg(long, env = "SYNCLINE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Serve a non-loopback address although no `[auth]` section is configured, so anyone who
-    /// reaches the port can read and write every document.
-    #[arg(long, env = INSECURE_ENV)]
+    /// reaches the port can read and write every document. The variable takes `1`, `true`,
+    /// `yes` or `on` (and `0`, `false`, `no`, `off`).
+    #[arg(long, env = INSECURE_ENV, value_parser = clap::builder::BoolishValueParser::new())]
     pub insecure_no_auth: bool,
+    /// Format of the log lines on standard error: `text` (default) or `json` (one object a
+    /// line, with the current span and the list of spans).
+    #[arg(
+        long,
+        env = "SYNCLINE_LOG_FORMAT",
+        value_enum,
+        value_name = "FORMAT",
+        global = true
+    )]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How log lines are written: `Text`, one human-readable line per event, or `Json`, one JSON
+/// object per line for log collectors. The variants have no doc comments of their own, which
+/// clap would print as a long `--help`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// The config file's shape.
@@ -126,6 +153,7 @@ pub struct Args {
 struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    log_format: Option<LogFormat>,
     #[serde(default)]
     sync: SyncFile,
     /// `[[bridge]]` tables, one per outbound target.
@@ -271,27 +299,44 @@ pub struct Config {
     pub insecure_no_auth: bool,
     /// A deleted document's changes are purged this long after its deletion.
     pub purge_deleted_after: Duration,
+    /// How `main` writes log lines; the server itself does not read it.
+    pub log_format: LogFormat,
 }
 
 /// A configuration that cannot be used; the server exits with this message.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error(
+        "cannot read config file {path}: {source}; check the path given to --config or \
+         SYNCLINE_CONFIG"
+    )]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    /// The config file is not valid TOML or has unknown keys.
-    #[error("invalid config file {path}: {source}")]
+    /// The config file is not valid TOML, has an unknown key, or a value of the wrong type.
+    #[error("invalid config file {path}: {detail}")]
     Parse {
         path: PathBuf,
+        /// Where, which key and what was expected, on one line.
+        detail: String,
         #[source]
-        source: toml::de::Error,
+        source: Box<toml::de::Error>,
     },
-    /// A value is out of range.
-    #[error("invalid config value: {0}")]
+    /// A value in the config file is well-formed but unusable, such as a limit below its
+    /// minimum or a bridge without a secret.
+    #[error("invalid config file {path}: {why}")]
+    Value { path: PathBuf, why: String },
+    /// The data directory cannot be one: it is a file, or lies under one.
+    #[error(
+        "unusable data directory {path}: {why}; pass a directory, or a path where one can be \
+         created, to --data-dir (SYNCLINE_DATA_DIR, or data_dir in the config file)"
+    )]
+    DataDir { path: PathBuf, why: String },
+    /// The settings do not fit together.
+    #[error("{0}")]
     Invalid(String),
 }
 
@@ -308,6 +353,7 @@ impl Default for Config {
             auth: None,
             insecure_no_auth: false,
             purge_deleted_after: DEFAULT_PURGE_DELETED_AFTER,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -315,7 +361,7 @@ impl Default for Config {
 impl Config {
     /// Resolves flags, environment and the optional file into one configuration.
     pub fn from_args(args: Args) -> Result<Self, ConfigError> {
-        let file = match &args.config {
+        let mut file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
@@ -323,34 +369,46 @@ impl Config {
         if let Some(listen) = args.listen.or(file.listen) {
             config.listen = listen;
         }
-        if let Some(dir) = args.data_dir.or(file.data_dir) {
+        if let Some(dir) = args.data_dir.or(file.data_dir.take()) {
             config.data_dir = dir;
         }
-        config.sync = file.sync.resolve()?;
-        config.auth = file
-            .auth
-            .map(|auth| auth.resolve().map_err(ConfigError::Invalid))
-            .transpose()?;
+        config.log_format = args.log_format.or(file.log_format).unwrap_or_default();
         config.insecure_no_auth = args.insecure_no_auth;
-        if let Some(ms) = file.documents.purge_deleted_after_ms {
-            config.purge_deleted_after = Duration::from_millis(ms);
-        }
+
+        // Only values read from a file can be refused here, so there is a path to name.
+        let path = args.config.unwrap_or_default();
+        config
+            .apply_tables(file)
+            .map_err(|why| ConfigError::Value { path, why })?;
+        check_data_dir(&config.data_dir)?;
         config.check_exposure()?;
-        config.bridges = resolve_bridges(file.bridge)?;
-        let defaults = CalendarLimits::default();
-        config.calendars = CalendarLimits {
-            import_interval: file
-                .calendars
-                .import_interval_ms
-                .map_or(defaults.import_interval, Duration::from_millis)
-                .max(Duration::from_millis(10)),
-            import_timeout: file
-                .calendars
-                .import_timeout_ms
-                .map_or(defaults.import_timeout, Duration::from_millis)
-                .max(Duration::from_millis(10)),
-        };
         Ok(config)
+    }
+
+    /// Takes the file's tables: `[sync]`, `[auth]`, `[documents]`, `[[bridge]]`, `[calendars]`.
+    fn apply_tables(&mut self, file: FileConfig) -> Result<(), String> {
+        self.sync = file.sync.resolve()?;
+        self.auth = file.auth.map(resolve_auth).transpose()?;
+        if let Some(ms) = file.documents.purge_deleted_after_ms {
+            self.purge_deleted_after = Duration::from_millis(ms);
+        }
+        self.bridges = resolve_bridges(file.bridge)?;
+        let defaults = CalendarLimits::default();
+        let at_least_10_ms = |ms: Option<u64>, default| {
+            ms.map_or(default, Duration::from_millis)
+                .max(Duration::from_millis(10))
+        };
+        self.calendars = CalendarLimits {
+            import_interval: at_least_10_ms(
+                file.calendars.import_interval_ms,
+                defaults.import_interval,
+            ),
+            import_timeout: at_least_10_ms(
+                file.calendars.import_timeout_ms,
+                defaults.import_timeout,
+            ),
+        };
+        Ok(())
     }
 }
 
@@ -360,7 +418,8 @@ impl Config {
         if self.auth.is_none() && !self.listen.ip().is_loopback() && !self.insecure_no_auth {
             return Err(ConfigError::Invalid(format!(
                 "refusing to listen on {} without access control: add an [auth] section to the \
-                 config, listen on a loopback address, or pass --insecure-no-auth ({INSECURE_ENV}=1)",
+                 config, listen on a loopback address, or pass --insecure-no-auth \
+                 ({INSECURE_ENV}=1)",
                 self.listen
             )));
         }
@@ -371,21 +430,78 @@ impl Config {
 /// Resolves every `[[bridge]]` table; names must be unique.
 fn resolve_bridges(
     files: Vec<crate::bridges::config::BridgeFile>,
-) -> Result<Vec<crate::bridges::BridgeConfig>, ConfigError> {
+) -> Result<Vec<crate::bridges::BridgeConfig>, String> {
     let mut bridges: Vec<crate::bridges::BridgeConfig> = Vec::new();
     for file in files {
-        let bridge = file
-            .resolve()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let bridge = file.resolve().map_err(|e| e.to_string())?;
+        check_rate(&bridge)?;
         if bridges.iter().any(|b| b.name == bridge.name) {
-            return Err(ConfigError::Invalid(format!(
-                "two bridges are named {:?}",
+            return Err(format!(
+                "two [[bridge]] tables are named {:?}; give each a name of its own",
                 bridge.name
-            )));
+            ));
         }
         bridges.push(bridge);
     }
     Ok(bridges)
+}
+
+/// A bridge's rate becomes the interval between request starts, which must be a time:
+/// `nan`, `inf` and rates so small that the interval overflows are refused.
+fn check_rate(bridge: &crate::bridges::BridgeConfig) -> Result<(), String> {
+    match bridge.rate_per_second {
+        Some(rate) if !rate.is_finite() || Duration::try_from_secs_f64(1.0 / rate).is_err() => {
+            Err(format!(
+                "bridge {:?}: rate_per_second = {rate} is not a usable rate; use a finite \
+                 number of requests per second above 0, or remove the key for no limit",
+                bridge.name
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Resolves the `[auth]` table. Its own messages name their key; a key file it could not read
+/// is put in the table's context.
+fn resolve_auth(file: crate::auth::AuthFile) -> Result<crate::auth::AuthConfig, String> {
+    file.resolve().map_err(|why| match why.contains("auth") {
+        true => why,
+        false => format!("[auth] {why}"),
+    })
+}
+
+/// Refuses a data directory that cannot become one: a path that is a file, or lies under one.
+/// Anything else (a missing directory, one this process cannot write) is left to storage,
+/// which creates it or says why it cannot.
+fn check_data_dir(dir: &Path) -> Result<(), ConfigError> {
+    let refuse = |why: String| ConfigError::DataDir {
+        path: dir.to_owned(),
+        why,
+    };
+    for ancestor in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        match std::fs::metadata(ancestor) {
+            Ok(meta) if meta.is_dir() => return Ok(()),
+            Ok(_) if ancestor == dir => return Err(refuse("it is a file, not a directory".into())),
+            Ok(_) => {
+                return Err(refuse(format!(
+                    "{} is a file, so no directory can be created under it",
+                    ancestor.display()
+                )));
+            }
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) => {}
+            Err(err) => {
+                return Err(refuse(format!(
+                    "cannot inspect {}: {err}",
+                    ancestor.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -395,12 +511,95 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })?;
     toml::from_str(&text).map_err(|source| ConfigError::Parse {
         path: path.to_owned(),
-        source,
+        detail: describe_parse_error(&text, &source),
+        source: Box::new(source),
     })
 }
 
+/// One line for a TOML error: where it is, the key it concerns, and what was expected, in the
+/// file's terms rather than Rust's type names.
+fn describe_parse_error(text: &str, error: &toml::de::Error) -> String {
+    let at = error.span().map_or_else(String::new, |span| {
+        let (line, column) = line_column(text, span.start);
+        format!("line {line}, column {column}: ")
+    });
+    let key = error_key(error);
+    let message = error.message();
+
+    // serde names the table of an unknown or missing key; name the key in full instead.
+    for (serde_words, ours) in [
+        ("unknown field `", "unknown key `"),
+        ("missing field `", "missing key `"),
+    ] {
+        if let Some(rest) = message.strip_prefix(serde_words) {
+            let table = key.map(|table| format!("{table}.")).unwrap_or_default();
+            return format!("{at}{ours}{table}{rest}");
+        }
+    }
+    let message = plain_expectation(message, key.as_deref());
+    match key {
+        Some(key) => format!("{at}`{key}`: {message}"),
+        None => format!("{at}{message}"),
+    }
+}
+
+/// The dotted key an error concerns. `toml` shares it only through `Display`, which ends with
+/// "in `a.b`" when it has no input to quote.
+fn error_key(error: &toml::de::Error) -> Option<String> {
+    let mut bare = error.clone();
+    bare.set_input(None);
+    let shown = bare.to_string();
+    let (_, key) = shown.trim_end().rsplit_once("\nin `")?;
+    key.strip_suffix('`').map(str::to_owned)
+}
+
+/// Rewrites serde's expectation ("expected u32") as what to write in the file.
+fn plain_expectation(message: &str, key: Option<&str>) -> String {
+    let whole = |max: u64| format!("expected a whole number from 0 to {max}");
+    let usize_max = u64::try_from(usize::MAX).unwrap_or(u64::MAX);
+    let last_key = key.and_then(|key| key.rsplit('.').next());
+    if message.contains("untagged enum") {
+        match last_key {
+            Some("documents") => {
+                return "expected \"*\", a document type such as \"calendar\", or a list of \
+                        document ids"
+                    .into();
+            }
+            Some("secret") => return "expected a secret (\"whsec_...\") or a list of them".into(),
+            _ => {}
+        }
+    }
+    if message == "invalid socket address syntax" {
+        return format!("{message}, expected an address and port such as \"{DEFAULT_LISTEN}\"");
+    }
+    if let Some((head, _)) = message.split_once("expected struct ") {
+        return format!("{head}expected a table");
+    }
+    [
+        ("expected usize", whole(usize_max)),
+        ("expected u64", whole(u64::MAX)),
+        ("expected u32", whole(u32::MAX.into())),
+        ("expected f64", "expected a number".to_owned()),
+    ]
+    .iter()
+    .find_map(|(rust, plain)| {
+        message
+            .strip_suffix(rust)
+            .map(|head| format!("{head}{plain}"))
+    })
+    .unwrap_or_else(|| message.to_owned())
+}
+
+/// The 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
 impl SyncFile {
-    fn resolve(self) -> Result<SyncLimits, ConfigError> {
+    fn resolve(self) -> Result<SyncLimits, String> {
         let defaults = SyncLimits::default();
         let ms = Duration::from_millis;
         let limits = SyncLimits {
@@ -445,34 +644,65 @@ impl SyncFile {
     }
 }
 
+/// The longest a `[sync]` timeout or interval may be, 365 days: deadlines are computed by
+/// adding it to the clock, which must not overflow.
+const MAX_SYNC_MS: u64 = 365 * 24 * 3600 * 1000;
+
 impl SyncLimits {
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_message_bytes < 1024 || self.max_frame_bytes < 1024 {
-            return Err(ConfigError::Invalid(
-                "sync message and frame limits must be >= 1024".into(),
-            ));
-        }
-        if self.ping_interval.is_zero() || self.send_timeout.is_zero() {
-            return Err(ConfigError::Invalid(
-                "ping_interval_ms and send_timeout_ms must be > 0".into(),
-            ));
-        }
-        if self.max_documents_per_connection == 0
-            || self.max_messages_per_second == 0
-            || self.message_burst == 0
-            || self.max_document_bytes == 0
-            || self.max_connections_per_ip == 0
-            || self.handshake_timeout.is_zero()
+    /// Each limit as `(key, value, smallest, largest)`, in the file's units.
+    fn bounds(&self) -> [(&'static str, u64, u64, u64); 13] {
+        let n = |value: usize| u64::try_from(value).unwrap_or(u64::MAX);
+        let ms = |value: Duration| u64::try_from(value.as_millis()).unwrap_or(u64::MAX);
+        let any = u64::MAX;
+        [
+            ("max_message_bytes", n(self.max_message_bytes), 1024, any),
+            ("max_frame_bytes", n(self.max_frame_bytes), 1024, any),
+            ("idle_unload_ms", ms(self.idle_unload), 0, MAX_SYNC_MS),
+            ("ping_interval_ms", ms(self.ping_interval), 1, MAX_SYNC_MS),
+            ("send_timeout_ms", ms(self.send_timeout), 1, MAX_SYNC_MS),
+            ("compact_after_changes", self.compact_after_changes, 1, any),
+            ("max_clock_skew_ms", ms(self.max_clock_skew), 0, MAX_SYNC_MS),
+            (
+                "max_documents_per_connection",
+                n(self.max_documents_per_connection),
+                1,
+                any,
+            ),
+            (
+                "max_messages_per_second",
+                self.max_messages_per_second.into(),
+                1,
+                any,
+            ),
+            ("message_burst", self.message_burst.into(), 1, any),
+            ("max_document_bytes", self.max_document_bytes, 1, any),
+            (
+                "max_connections_per_ip",
+                n(self.max_connections_per_ip),
+                1,
+                any,
+            ),
+            (
+                "handshake_timeout_ms",
+                ms(self.handshake_timeout),
+                1,
+                MAX_SYNC_MS,
+            ),
+        ]
+    }
+
+    /// Refuses the first limit outside its bounds, naming it, its bounds and its default.
+    fn validate(&self) -> Result<(), String> {
+        let defaults = SyncLimits::default().bounds();
+        for ((key, value, min, max), (_, default, _, _)) in self.bounds().into_iter().zip(defaults)
         {
-            return Err(ConfigError::Invalid(
-                "max_documents_per_connection, max_messages_per_second, message_burst, \
-                 max_document_bytes, max_connections_per_ip and handshake_timeout_ms must be > 0"
-                    .into(),
-            ));
-        }
-        if self.compact_after_changes == 0 {
-            return Err(ConfigError::Invalid(
-                "compact_after_changes must be > 0".into(),
+            let bound = match value {
+                v if v < min => format!("below its minimum, {min}; raise it"),
+                v if v > max => format!("above its maximum, {max}; lower it"),
+                _ => continue,
+            };
+            return Err(format!(
+                "[sync] {key} = {value} is {bound}, or remove the key to use the default, {default}"
             ));
         }
         Ok(())
@@ -489,6 +719,7 @@ mod tests {
             data_dir: None,
             config,
             insecure_no_auth: false,
+            log_format: None,
         }
     }
 
@@ -504,15 +735,102 @@ mod tests {
     fn file_values_apply_and_flags_win() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("syncline.conf");
-        let text =
-            "listen = \"127.0.0.1:4000\"\ndata_dir = \"/tmp/x\"\n[sync]\nidle_unload_ms = 250\n";
+        let data = dir.path().join("data");
+        let text = format!(
+            "listen = \"127.0.0.1:4000\"\ndata_dir = {data:?}\nlog_format = \"json\"\n\
+             [sync]\nidle_unload_ms = 250\n"
+        );
         std::fs::write(&path, text).expect("write config");
+        let config = Config::from_args(args(Some(path.clone()))).expect("valid file");
+        assert_eq!(config.log_format, LogFormat::Json);
         let mut a = args(Some(path));
         a.listen = Some("127.0.0.1:5000".parse().expect("addr"));
+        a.log_format = Some(LogFormat::Text);
         let config = Config::from_args(a).expect("valid file");
         assert_eq!(config.listen.port(), 5000);
-        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.data_dir, data);
         assert_eq!(config.sync.idle_unload, Duration::from_millis(250));
+    }
+
+    /// Writes `text` as a config file and returns the one-line refusal of it.
+    fn refusal(text: &str) -> String {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("syncline.toml");
+        std::fs::write(&path, text).expect("write config");
+        let err = Config::from_args(args(Some(path.clone()))).expect_err("refused");
+        let message = err.to_string();
+        assert!(!message.contains('\n'), "one line: {message}");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        message
+    }
+
+    /// A value of the wrong type names its key and line and says what to write instead.
+    #[test]
+    fn wrong_types_name_the_key_and_what_is_expected() {
+        let message = refusal("[sync]\nmax_message_bytes = \"big\"\n");
+        assert!(message.contains("line 2, column 21"), "{message}");
+        assert!(message.contains("`sync.max_message_bytes`"), "{message}");
+        assert!(message.contains("expected a whole number"), "{message}");
+        let message = refusal("[sync]\nmax_message_bytes = -5\n");
+        assert!(message.contains("-5"), "{message}");
+        assert!(message.contains("expected a whole number"), "{message}");
+        let message = refusal("[sync]\nmax_messages_per_second = 5000000000\n");
+        assert!(message.contains("from 0 to 4294967295"), "{message}");
+        let message = refusal("listen = \"nowhere\"\n");
+        assert!(message.contains("`listen`"), "{message}");
+        assert!(message.contains("127.0.0.1:3030"), "{message}");
+        let message = refusal("log_format = \"yaml\"\n");
+        assert!(message.contains("`log_format`"), "{message}");
+        assert!(message.contains("`text` or `json`"), "{message}");
+        let message = refusal("sync = 5\n");
+        assert!(message.contains("expected a table"), "{message}");
+        let bridge =
+            "[[bridge]]\nname = \"b\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n";
+        let message = refusal(&format!("{bridge}documents = 5\n"));
+        assert!(message.contains("`bridge.documents`"), "{message}");
+        assert!(message.contains("a list of document ids"), "{message}");
+        let message = refusal(bridge);
+        assert!(
+            message.contains("missing key `bridge.documents`"),
+            "{message}"
+        );
+    }
+
+    /// A limit outside its bounds is refused with the bounds and the default.
+    #[test]
+    fn out_of_range_limits_name_their_bounds() {
+        let message = refusal("[sync]\nmax_message_bytes = 10\n");
+        assert!(
+            message.contains("[sync] max_message_bytes = 10 is below its minimum, 1024"),
+            "{message}"
+        );
+        assert!(message.contains("the default, 104857600"), "{message}");
+        let message = refusal("[sync]\nhandshake_timeout_ms = 18446744073709551615\n");
+        assert!(message.contains("above its maximum"), "{message}");
+        let message = refusal("[sync]\ncompact_after_changes = 0\n");
+        assert!(message.contains("compact_after_changes = 0"), "{message}");
+    }
+
+    /// A data directory that is a file, or lies under one, is refused before storage opens.
+    #[test]
+    fn data_dir_in_the_way_of_a_file_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "").expect("write file");
+        for (data_dir, why) in [
+            (file.clone(), "it is a file".to_owned()),
+            (file.join("db"), format!("{} is a file", file.display())),
+        ] {
+            let mut a = args(None);
+            a.data_dir = Some(data_dir);
+            let err = Config::from_args(a).expect_err("unusable data directory");
+            assert!(err.to_string().contains(&why), "{err}");
+            assert!(err.to_string().contains("--data-dir"), "{err}");
+        }
+        let mut a = args(None);
+        a.data_dir = Some(dir.path().join("new").join("nested"));
+        Config::from_args(a).expect("a missing directory is created later");
     }
 
     /// `[[bridge]]` tables resolve; a bad one is refused naming the bridge.
@@ -531,6 +849,12 @@ mod tests {
             config.bridges[0].documents,
             crate::bridges::DocumentFilter::Type("calendar".into())
         );
+
+        for rate in ["nan", "inf", "1e-300"] {
+            std::fs::write(&path, format!("{good}rate_per_second = {rate}\n")).expect("write");
+            let err = Config::from_args(args(Some(path.clone()))).expect_err("unusable rate");
+            assert!(err.to_string().contains("rate_per_second"), "{err}");
+        }
 
         let bad = good.replace("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "plain");
         std::fs::write(&path, bad).expect("write config");
@@ -570,7 +894,58 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[sync]\nidle_unload = 5\n").expect("write config");
-        let err = Config::from_args(args(Some(path))).expect_err("unknown key");
-        assert!(err.to_string().contains("idle_unload"), "{err}");
+        let err = Config::from_args(args(Some(path.clone()))).expect_err("unknown key");
+        assert!(
+            err.to_string().contains("unknown key `sync.idle_unload`"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+        assert!(err.to_string().contains("`idle_unload_ms`"), "{err}");
+        let message =
+            refusal("[auth]\nsecret = \"0123456789abcdef0123456789abcdef\"\nleeway = 5\n");
+        assert!(message.contains("unknown key `auth.leeway`"), "{message}");
+        let message = refusal("colour = \"blue\"\n");
+        assert!(
+            message.contains("line 1, column 1: unknown key `colour`"),
+            "{message}"
+        );
+    }
+
+    /// The command line is consistent, and `--log-format` is taken after `token` too.
+    #[test]
+    fn the_command_line_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "syncline-server",
+            "token",
+            "--config",
+            "c.toml",
+            "--sub",
+            "alice",
+            "--log-format",
+            "json",
+        ])
+        .expect("token flags");
+        assert_eq!(cli.serve.log_format, Some(LogFormat::Json));
+        let cli = Cli::try_parse_from(["syncline-server", "--insecure-no-auth"]).expect("flag");
+        assert!(cli.serve.insecure_no_auth);
+        assert!(Cli::try_parse_from(["syncline-server", "--log-format", "yaml"]).is_err());
+    }
+
+    /// A missing file is named with where its path came from.
+    #[test]
+    fn a_missing_file_is_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("absent.toml");
+        let err = Config::from_args(args(Some(path.clone()))).expect_err("missing file");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--config"), "{err}");
     }
 }

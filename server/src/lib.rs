@@ -46,7 +46,10 @@ const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// Storage could not be opened.
-    #[error("cannot open storage in {dir}: {source}")]
+    #[error(
+        "cannot open storage in {dir}: {source}; check that it is a directory this process can \
+         write and that no other syncline-server has it open, or choose another with --data-dir"
+    )]
     Storage {
         dir: std::path::PathBuf,
         #[source]
@@ -59,7 +62,10 @@ pub enum StartError {
     #[error("invalid [auth] section: {0}")]
     Auth(String),
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error(
+        "cannot listen on {addr}: {source}; choose a free address this process may bind with \
+         --listen (SYNCLINE_LISTEN, or listen in the config file)"
+    )]
     Bind {
         addr: SocketAddr,
         #[source]
