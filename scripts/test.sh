@@ -99,7 +99,7 @@ if ! node --test --test-concurrency=1 tests/js/; then
   FAILED+=("node --test tests/js/")
 fi
 
-header "syncline-load --smoke (load benchmark, short run, also through a webhook bridge)"
+header "syncline-load --smoke (load benchmark, short run, also through a webhook bridge and over HTTP)"
 if ! "$TARGET_DIR/debug/syncline-load" --smoke; then
   FAILED+=("syncline-load --smoke")
 fi
@@ -108,6 +108,9 @@ if ! "$TARGET_DIR/debug/syncline-load" --smoke --auth; then
 fi
 if ! "$TARGET_DIR/debug/syncline-load" --smoke --bridge state; then
   FAILED+=("syncline-load --smoke --bridge state")
+fi
+if ! "$TARGET_DIR/debug/syncline-load" --smoke --http --auth; then
+  FAILED+=("syncline-load --smoke --http --auth")
 fi
 
 header "scripts/fuzz.sh 20 (saved crashers and seeds once, then 20 s of fuzzing per target)"

@@ -9,6 +9,9 @@
 //! and the level's row of the table ([`report`]) is printed as soon as it ends. At the end the
 //! server is stopped with SIGTERM and must exit 0.
 //!
+//! With `--http` the peers are HTTP API clients instead ([`http`]): each POSTs a change and waits
+//! for the answer, which comes once the change is durable.
+//!
 //! The exit status is non-zero if any peer failed, a level acknowledged no change, or the server
 //! did not stop cleanly; `--smoke` is the short run the test script uses to check exactly that.
 
@@ -19,6 +22,7 @@
 
 mod bridge;
 mod cpu;
+mod http;
 mod load;
 mod report;
 mod scrape;
@@ -71,6 +75,10 @@ struct Args {
     /// browser does), so the figures include verifying it and checking grants.
     #[arg(long)]
     auth: bool,
+    /// Drive the HTTP API instead of sync: each peer POSTs changes to its document and waits
+    /// for the answer (given once the change is durable).
+    #[arg(long)]
+    http: bool,
     /// A short run that proves the benchmark works: peers 1,4 for 1 second each.
     #[arg(long, conflicts_with_all = ["peers", "seconds"])]
     smoke: bool,
@@ -171,17 +179,30 @@ async fn run(args: &Args) -> Result<()> {
     };
     let server = ServerProcess::start(&scratch.data_dir(), &options).await?;
     let log = server.log.clone();
-    let url = match args.auth {
+    let token = match args.auth {
         true => {
             let grant = syncline_tests::tokens::Grant::write(&["*"]);
-            let token = syncline_tests::tokens::mint(&server.config_path(), "load", &grant)?;
-            syncline_tests::tokens::with_token(&server.ws_url(), &token)
+            Some(syncline_tests::tokens::mint(
+                &server.config_path(),
+                "load",
+                &grant,
+            )?)
         }
-        false => server.ws_url(),
+        false => None,
+    };
+    let target = match (args.http, &token) {
+        (true, token) => {
+            let api = syncline_tests::api::ApiClient::new(&server.http_url());
+            Target::Http(token.as_deref().map_or(api.clone(), |t| api.with_token(t)))
+        }
+        (false, Some(token)) => {
+            Target::Sync(syncline_tests::tokens::with_token(&server.ws_url(), token))
+        }
+        (false, None) => Target::Sync(server.ws_url()),
     };
     let result = run_levels(
         &server,
-        &url,
+        &target,
         &levels,
         bridge.as_ref(),
         args.bridge.as_deref(),
@@ -219,6 +240,10 @@ fn print_header(args: &Args, levels: &[Level], scratch: &Scratch) {
         (true, true) => "all peers edit one shared document, each with an access token",
         (false, true) => "each peer edits its own document, each with an access token",
     };
+    let mode = match args.http {
+        true => format!("{mode}, over the HTTP API"),
+        false => mode.to_owned(),
+    };
     let seconds = levels.first().map_or(0, |l| l.duration.as_secs());
     println!(
         "syncline-load ({profile} build), server {}",
@@ -233,11 +258,43 @@ fn print_header(args: &Args, levels: &[Level], scratch: &Scratch) {
     println!("{}", report::heading());
 }
 
+/// What the peers of a level talk to.
+#[derive(Debug)]
+enum Target {
+    /// WebSocket sync at this URL (with its token, if any).
+    Sync(String),
+    /// The HTTP API.
+    Http(syncline_tests::api::ApiClient),
+}
+
+/// A level set up and waiting for its start.
+#[derive(Debug)]
+enum Prepared {
+    Sync(load::Prepared),
+    Http(http::Prepared),
+}
+
+impl Prepared {
+    async fn start(target: &Target, level: &Level, name: &str) -> Result<Self> {
+        Ok(match target {
+            Target::Sync(url) => Self::Sync(load::prepare(url, level, name).await?),
+            Target::Http(api) => Self::Http(http::prepare(api, level).await?),
+        })
+    }
+
+    async fn run(self) -> Result<load::Outcome> {
+        match self {
+            Self::Sync(prepared) => prepared.run().await,
+            Self::Http(prepared) => prepared.run().await,
+        }
+    }
+}
+
 /// Runs the levels in order, printing each row; fails on the first level with a failed peer or
 /// no acknowledged change.
 async fn run_levels(
     server: &ServerProcess,
-    url: &str,
+    target: &Target,
     levels: &[Level],
     bridge: Option<&bridge::Bridge>,
     mode: Option<&str>,
@@ -246,7 +303,7 @@ async fn run_levels(
     for (index, level) in levels.iter().enumerate() {
         let before = Snapshot::take(server.addr).await?;
         let (accepted, started) = (bridge.map_or(0, bridge::Bridge::accepted), Instant::now());
-        let (row, errors) = run_level(server, url, level, &format!("load{index}")).await?;
+        let (row, errors) = run_level(server, target, level, &format!("load{index}")).await?;
         println!("{}", row.line());
         if let Some(bridge) = bridge {
             let drained = bridge.drained(server.addr).await?;
@@ -282,12 +339,12 @@ async fn run_levels(
 /// One level: prepare the peers, then measure between two metrics scrapes.
 async fn run_level(
     server: &ServerProcess,
-    url: &str,
+    target: &Target,
     level: &Level,
     name: &str,
 ) -> Result<(Row, Vec<anyhow::Error>)> {
     let server_pid = server.pid().to_string();
-    let prepared = load::prepare(url, level, name)
+    let prepared = Prepared::start(target, level, name)
         .await
         .with_context(|| format!("set up {} peers", level.peers))?;
 

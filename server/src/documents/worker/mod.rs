@@ -6,6 +6,12 @@
 //! that a message is ready, so nothing a peer hears of can still be lost. While it waits, more
 //! commands queue up and are taken together on the next turn: under load a document batches
 //! itself, just as the storage writer batches documents.
+//!
+//! Beside the loop: `merge` (the merge policy's pass after a merge) and `requests` (the HTTP
+//! API's requests, answered from the same document).
+
+mod merge;
+mod requests;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -21,14 +27,14 @@ use syncline_shared::session::{ConnectionId, DocumentSession, SessionEffect, Syn
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use super::api::{self, ApiError, ApiReply, ApiRequest, ChangeRequest, ErrorKind};
+use super::api::ApiReply;
 use super::imports::{import_plan, read_imports, write_import};
 use super::{DocumentCommand, Registry, Status, WorkerContext};
 use crate::auth::{Access, Principal};
 use crate::metrics::Metrics;
 use crate::net::outbound::{CloseReason, Outbound};
 use crate::storage::{
-    BookingEvent, DocumentMeta, DocumentWrite, Lifecycle, NewChange, OutboxRequest, Snapshot,
+    BookingEvent, DocumentMeta, DocumentWrite, NewChange, OutboxRequest, Snapshot,
 };
 
 /// Most commands taken in one turn; bounds the latency a single turn adds for the others.
@@ -249,26 +255,6 @@ impl Worker {
         self.maybe_compact(context).await
     }
 
-    /// Sends the HTTP API answers that waited for this turn's commit.
-    fn answer_replies(&mut self, durable: bool) {
-        let heads = api::heads_json(&self.session.heads());
-        for (reply, mut answer) in std::mem::take(&mut self.replies) {
-            let result = match durable {
-                true => {
-                    if let Some(fields) = answer.as_object_mut() {
-                        fields.insert("heads".into(), heads.clone().into());
-                    }
-                    Ok(answer)
-                }
-                false => Err(ApiError::new(
-                    ErrorKind::Unavailable,
-                    "the change could not be stored; nothing was applied",
-                )),
-            };
-            let _ = reply.send(result);
-        }
-    }
-
     /// Publishes the durable heads and the attached peer count.
     fn publish_status(&self) {
         self.status.set_heads(self.session.heads());
@@ -331,157 +317,6 @@ impl Worker {
                 reply,
             } => self.handle_api(&principal, request, reply, context),
         }
-    }
-
-    /// Carries out an HTTP API request. Reads answer at once (the worker's document holds
-    /// nothing that is not durable, since every turn ends with its commit); writes answer after
-    /// this turn's commit. A principal that may not read the document is told it does not exist.
-    fn handle_api(
-        &mut self,
-        principal: &Principal,
-        request: ApiRequest,
-        reply: ApiReply,
-        context: &WorkerContext,
-    ) {
-        if self.deleted {
-            let _ = reply.send(Err(ApiError::deleted()));
-            return;
-        }
-        if let ApiRequest::Create { root } = request {
-            return self.api_create(principal, &root, reply);
-        }
-        let access = self.access_for(principal);
-        if !self.session.exists() || access == Access::None {
-            let _ = reply.send(Err(ApiError::not_found()));
-            return;
-        }
-        let writes = matches!(request, ApiRequest::Change(_) | ApiRequest::Delete);
-        if writes && access < Access::Write {
-            self.metrics.access_denied("read_only");
-            let message = "the token may read this document but not change it";
-            let _ = reply.send(Err(ApiError::new(ErrorKind::Forbidden, message)));
-            return;
-        }
-        let doc = self.session.document();
-        let answer = match request {
-            ApiRequest::Read { heads } => api::read(doc, heads.as_deref()),
-            ApiRequest::Describe { log } => {
-                Ok(serde_json::json!({ "changes": api::describe(doc, &log) }))
-            }
-            ApiRequest::Diff { from, to } => api::diff(doc, &from, to.as_deref()),
-            ApiRequest::Change(change) => return self.api_change(change, reply),
-            ApiRequest::Delete => return self.api_delete(reply, context),
-            ApiRequest::Create { .. } => unreachable!("handled above"),
-        };
-        let _ = reply.send(answer);
-    }
-
-    fn api_create(&mut self, principal: &Principal, root: &serde_json::Value, reply: ApiReply) {
-        if self.session.exists() {
-            let message = "a document with this id exists";
-            let _ = reply.send(Err(ApiError::new(ErrorKind::Conflict, message)));
-            return;
-        }
-        if principal.access(&self.id, principal.subject()) < Access::Write {
-            self.metrics.access_denied("read_only");
-            let message = "the token may not create documents";
-            let _ = reply.send(Err(ApiError::new(ErrorKind::Forbidden, message)));
-            return;
-        }
-        let options = CommitOptions::default().with_time(now_s());
-        let created = self
-            .session
-            .change(options, |tx| syncline_shared::json::create_root(tx, root));
-        let effects = match created {
-            Ok(((), effects)) if !effects.is_empty() => effects,
-            Ok(_) => {
-                let message = "a document needs at least one key";
-                let _ = reply.send(Err(ApiError::new(ErrorKind::InvalidChange, message)));
-                return;
-            }
-            Err(err) => {
-                let error = ApiError::new(ErrorKind::InvalidChange, err.to_string());
-                let _ = reply.send(Err(error));
-                return;
-            }
-        };
-        self.apply(effects);
-        let creator = principal.subject().map(str::to_owned);
-        self.pending.created_at_ms = Some(now_ms());
-        self.pending.created_by.clone_from(&creator);
-        self.created_by = creator;
-        info!(
-            by = principal.subject().unwrap_or("-"),
-            "document created over HTTP"
-        );
-        let answer = serde_json::json!({ "id": self.id.to_string(), "url": self.id.url() });
-        self.replies.push((reply, answer));
-    }
-
-    fn api_change(&mut self, change: ChangeRequest, reply: ApiReply) {
-        if let Some(expected) = &change.expected_heads {
-            let current = api::heads_json(&self.session.heads());
-            let expected = match api::parse_heads(expected) {
-                Ok(expected) => api::heads_json(&expected),
-                Err(err) => {
-                    let _ = reply.send(Err(err));
-                    return;
-                }
-            };
-            if expected != current {
-                let mut conflict = ApiError::new(
-                    ErrorKind::Conflict,
-                    "the document changed since the expected heads; read it again and retry",
-                );
-                conflict.heads = Some(current);
-                let _ = reply.send(Err(conflict));
-                return;
-            }
-        }
-        let mut options = CommitOptions::default().with_time(now_s());
-        if let Some(message) = change.message {
-            options = options.with_message(message);
-        }
-        let ops = change.ops;
-        let effects = match self.session.change(options, |tx| api::apply_ops(tx, &ops)) {
-            Ok(((), effects)) => effects,
-            Err(err) => {
-                let error = ApiError::new(ErrorKind::InvalidChange, err.to_string());
-                let _ = reply.send(Err(error));
-                return;
-            }
-        };
-        let made = !effects.is_empty();
-        self.apply(effects);
-        let change = match made {
-            // A change of this replica's own depends on every head, so it is the only head.
-            true => self.session.heads().first().map(ToString::to_string),
-            false => None,
-        };
-        self.replies
-            .push((reply, serde_json::json!({ "change": change })));
-    }
-
-    fn api_delete(&mut self, reply: ApiReply, context: &WorkerContext) {
-        self.deleted = true;
-        context.services.importer.register(self.id, Vec::new());
-        self.imports = Some(Vec::new());
-        self.pending.lifecycle = Some(Lifecycle::Delete);
-        let conns: Vec<ConnectionId> = self.peers.keys().copied().collect();
-        for conn in conns {
-            let effect = self.session.detach(conn);
-            self.apply(effect.into_iter().collect());
-            self.send_unavailable(conn);
-            if let Some(peer) = self.peers.get_mut(&conn) {
-                peer.access = Access::None;
-            }
-        }
-        // No heads from now on: watchers of the document learn it is gone.
-        self.session = DocumentSession::absent();
-        self.metrics.documents_deleted.inc();
-        warn!("document deleted; its id is refused from now on");
-        let answer = serde_json::json!({ "id": self.id.to_string(), "deleted": true });
-        self.replies.push((reply, answer));
     }
 
     async fn handle_attach(
@@ -756,91 +591,6 @@ impl Worker {
             woken.push(bridge.name.as_str());
         }
         woken
-    }
-
-    /// After a merge: settles conflicts by timestamp and decides bookings, as one change of the
-    /// server's own that rides in the same storage transaction as the merge.
-    fn apply_policy(&mut self, before: &[automerge::ChangeHash], context: &WorkerContext) {
-        let skew =
-            i64::try_from(context.services.limits.max_clock_skew.as_secs()).unwrap_or(i64::MAX);
-        let future = &self.future_stamped;
-        let effective = |hash: &automerge::ChangeHash, stamped: i64| match future.get(hash) {
-            Some(received) => stamped.min(received.saturating_add(skew)),
-            None => stamped,
-        };
-        let plan = policy::plan(self.session.document(), before, &context.author, effective);
-        self.report_problems(plan.problems.clone());
-        if plan.is_empty() {
-            return;
-        }
-        self.log_plan(&plan);
-
-        let now = now_s();
-        let options = CommitOptions::default()
-            .with_time(plan.time(now))
-            .with_message(plan.message());
-        match self.session.change(options, |tx| plan.apply(tx)) {
-            Ok(((), effects)) => {
-                self.apply(effects);
-                self.decided = plan
-                    .decisions
-                    .iter()
-                    .filter(|d| {
-                        let status = d.record.status.as_str();
-                        status == policy::calendar::CONFIRMED
-                            || status == policy::calendar::REJECTED
-                    })
-                    .map(|d| BookingEvent {
-                        id: d.record.booking.clone(),
-                        status: d.record.status.clone(),
-                    })
-                    .collect();
-            }
-            Err(err) => {
-                error!(
-                    error = %err,
-                    "cannot write the merge policy's change; the document keeps Automerge's winners",
-                )
-            }
-        }
-    }
-
-    fn log_plan(&self, plan: &policy::Plan) {
-        for resolution in &plan.resolutions {
-            let record = &resolution.record;
-            self.metrics.conflicts_resolved.inc();
-            info!(
-                key = %record.path,
-                winner = %record.winner,
-                time = record.time,
-                candidates = record.candidates,
-                "conflict settled by the latest write",
-            );
-        }
-        for decision in &plan.decisions {
-            let record = &decision.record;
-            let status = match (record.reverted, record.status.as_str()) {
-                (true, _) => "reverted",
-                (false, policy::calendar::CONFIRMED) => "confirmed",
-                (false, _) => "rejected",
-            };
-            self.metrics
-                .booking_decisions
-                .get_or_create(&vec![("status", status)])
-                .inc();
-            let reason = record.reason.as_deref().unwrap_or("");
-            info!(booking = %record.booking, status = %record.status, reason, "booking decided");
-        }
-    }
-
-    fn report_problems(&mut self, problems: Vec<String>) {
-        if problems == self.reported_problems {
-            return;
-        }
-        for problem in &problems {
-            warn!(%problem, "calendar document has parts the server cannot use");
-        }
-        self.reported_problems = problems;
     }
 
     /// Makes the turn's writes durable and confirms them to the session. Confirming may release
