@@ -3,44 +3,15 @@
 // API reads next.
 //
 // Run: node --test --test-concurrency=1 tests/js/api.test.mjs
-import { test, before, after } from "node:test"
+import { test } from "node:test"
 import assert from "node:assert/strict"
-import fs from "node:fs"
-import { connectClient, makeTempDir, startServer, stopAllServers, waitForEvent, withTimeout } from "./server.mjs"
+import { apiRequest, connectClient, serverForFile, waitForEvent, withTimeout } from "./server.mjs"
 
 const WAIT_MS = 10_000
 
-let dataDir
-let server
+const shared = serverForFile("syncline-js-api-")
 
-before(async () => {
-  dataDir = makeTempDir("syncline-js-api-")
-  server = await startServer({ dataDir })
-})
-
-after(async () => {
-  try {
-    if (server?.isRunning()) await server.stop()
-  } finally {
-    await stopAllServers()
-    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true })
-  }
-})
-
-const base = () => `http://127.0.0.1:${server.port}`
-
-async function api(method, path, body) {
-  const response = await withTimeout(
-    fetch(base() + path, {
-      method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    }),
-    WAIT_MS,
-    `${method} ${path}`
-  )
-  return { status: response.status, body: await response.json() }
-}
+const api = (method, path, body) => apiRequest(shared.server, method, path, body, { ms: WAIT_MS })
 
 const plain = value => JSON.parse(JSON.stringify(value))
 
@@ -48,7 +19,7 @@ test("a change made over HTTP reaches a connected JavaScript client", { timeout:
   // 1. Created over HTTP, found by the JavaScript client through sync.
   const created = await api("POST", "/api/documents", { stock: 5, sku: "A-1" })
   assert.equal(created.status, 201)
-  const client = await connectClient(server.url)
+  const client = await connectClient(shared.server.url)
   try {
     const handle = await withTimeout(client.repo.find(created.body.url), WAIT_MS, "repo.find")
     assert.deepEqual(plain(handle.doc()), { stock: 5, sku: "A-1" })

@@ -3,38 +3,14 @@
 // settles the key to the later-stamped value, and both clients end up showing it.
 //
 // Run: node --test --test-concurrency=1 tests/js/
-import { test, before, after } from "node:test"
+import { test } from "node:test"
 import assert from "node:assert/strict"
-import fs from "node:fs"
 import * as Automerge from "@automerge/automerge"
-import {
-  connectClient,
-  makeTempDir,
-  sameHeads,
-  serverAcknowledged,
-  startServer,
-  stopAllServers,
-  waitForEvent,
-} from "./server.mjs"
+import { connectClient, sameHeads, serverAcknowledged, serverForFile, waitForEvent } from "./server.mjs"
 
 const WAIT_MS = 10_000
 
-let dataDir
-let server
-
-before(async () => {
-  dataDir = makeTempDir("syncline-js-conflicts-")
-  server = await startServer({ dataDir })
-})
-
-after(async () => {
-  try {
-    if (server?.isRunning()) await server.stop()
-  } finally {
-    await stopAllServers()
-    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true })
-  }
-})
+const shared = serverForFile("syncline-js-conflicts-")
 
 /** Resolves once `handle`'s document satisfies `pred`, re-checking on every change. */
 function until(handle, pred, what) {
@@ -42,8 +18,8 @@ function until(handle, pred, what) {
 }
 
 test("the later-stamped write wins even where Automerge's own order picks the other", { timeout: 60_000 }, async () => {
-  const host = await connectClient(server.url)
-  const phone = await connectClient(server.url)
+  const host = await connectClient(shared.server.url)
+  const phone = await connectClient(shared.server.url)
   try {
     // 1. The host creates the listing; the phone opens it.
     const hostHandle = host.repo.create({ price: 100, edits: 0 })
@@ -77,7 +53,7 @@ test("the later-stamped write wins even where Automerge's own order picks the ot
 
     // 5. The conflict is settled in the document itself, not just in the view: one value left.
     assert.equal(Automerge.getConflicts(hostHandle.doc(), "price"), undefined)
-    await server.waitForStderr(/conflict settled by the latest write/, WAIT_MS)
+    await shared.server.waitForStderr(/conflict settled by the latest write/, WAIT_MS)
   } finally {
     await host.close()
     await phone.close()

@@ -14,6 +14,7 @@ import * as Automerge from "@automerge/automerge"
 import { chromium } from "playwright-core"
 import {
   REPO_ROOT,
+  apiRequest,
   connectClient,
   makeTempDir,
   serverAcknowledged,
@@ -69,15 +70,10 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------
 // The HTTP API
 
+/** One API request that must succeed; its JSON answer. */
 async function call(method, route, body) {
-  const response = await fetch(`http://127.0.0.1:${server.port}${route}`, {
-    method,
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(WAIT_MS),
-  })
-  const answer = await response.json()
-  assert.ok(response.ok, `${method} ${route} answered ${response.status}: ${JSON.stringify(answer)}`)
+  const { status, body: answer } = await apiRequest(server, method, route, body, { ms: WAIT_MS })
+  assert.ok(status >= 200 && status < 300, `${method} ${route} answered ${status}: ${JSON.stringify(answer)}`)
   return answer
 }
 

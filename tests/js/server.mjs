@@ -4,6 +4,7 @@
 // on a bare sleep. Every process started here is stopped by its pid (see stopAllServers and the
 // process "exit" hook).
 import { spawn } from "node:child_process"
+import { after, before } from "node:test"
 import fs from "node:fs"
 import os from "node:os"
 import path from "node:path"
@@ -187,6 +188,42 @@ export async function startServer({ dataDir, extraArgs = [], env = {} } = {}) {
     },
   }
   return server
+}
+
+/**
+ * One server for the whole test file, on a fresh data directory: started before the first test,
+ * stopped with SIGTERM after the last (it must exit 0), its directory removed. Returns a holder
+ * whose `server` is the running server.
+ */
+export function serverForFile(prefix, options = {}) {
+  const holder = { server: undefined, dataDir: undefined }
+  before(async () => {
+    holder.dataDir = makeTempDir(prefix)
+    holder.server = await startServer({ ...options, dataDir: holder.dataDir })
+  })
+  after(async () => {
+    try {
+      if (holder.server?.isRunning()) await holder.server.stop()
+    } finally {
+      await stopAllServers()
+      if (holder.dataDir) fs.rmSync(holder.dataDir, { recursive: true, force: true })
+    }
+  })
+  return holder
+}
+
+/**
+ * One request to a server's HTTP API, bounded by `ms`: resolves with the status and the parsed
+ * JSON body.
+ */
+export async function apiRequest(server, method, route, body, { ms = 10_000 } = {}) {
+  const response = await fetch(`http://127.0.0.1:${server.port}${route}`, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(ms),
+  })
+  return { status: response.status, body: await response.json() }
 }
 
 /** Kills (by pid) every server started by this process that is still running. */
