@@ -388,6 +388,29 @@ impl RawPeer {
             .map_err(|_| anyhow!("server did not close within {CLOSE_TIMEOUT:?}"))
     }
 
+    /// Reads and answers at most one frame, waiting for it until `deadline`; false if none came.
+    /// For callers that interleave their own work with the server's messages.
+    pub async fn pump_until_deadline(&mut self, deadline: Instant) -> Result<bool> {
+        let Ok(next) = tokio::time::timeout_at(deadline, self.socket.next()).await else {
+            return Ok(false);
+        };
+        if let Some(message) = decode_frame(next)? {
+            self.handle_message(message).await?;
+        }
+        Ok(true)
+    }
+
+    /// Whether the server has acknowledged `heads` of `doc` (see
+    /// [`wait_acknowledged`](Self::wait_acknowledged)), without reading anything.
+    pub fn is_acknowledged(&mut self, doc: DocumentId, heads: &[ChangeHash]) -> bool {
+        self.replica(doc).covers(heads)
+    }
+
+    /// Whether our copy of `doc` holds the change `hash`.
+    pub fn has_change(&mut self, doc: DocumentId, hash: &ChangeHash) -> bool {
+        self.replica(doc).doc.get_change_by_hash(hash).is_some()
+    }
+
     /// Reads frames, answering each, until `done` holds; fails after `timeout`.
     async fn pump_until(
         &mut self,

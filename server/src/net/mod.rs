@@ -33,6 +33,11 @@ use crate::metrics::Metrics;
 use outbound::{CloseReason, Outbound};
 use tracing::{debug, warn};
 
+/// Read and write buffer of each WebSocket. tungstenite's default of 128 KiB each is most of
+/// what an idle connection costs; a larger message still arrives whole, it is only read and
+/// written in more steps.
+const SOCKET_BUFFER_BYTES: usize = 16 * 1024;
+
 /// Everything the listener and its connections share.
 #[derive(Debug)]
 pub struct NetState {
@@ -243,6 +248,8 @@ async fn upgrade(
     };
     ws.max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_frame_bytes)
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
         .on_upgrade(move |socket| {
             let tracker = state.connections.clone();
             tracker.track_future(async move {

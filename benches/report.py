@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Writes BENCHMARKS.md from the JSON lines syncline-loadgen recorded (benches/compare.sh).
+
+usage: report.py RESULTS.jsonl --out FILE.md --plots DIR [--no-plots]
+
+Plots (PNG, paths relative to the repository root) need matplotlib; without it, or with
+--no-plots, the report says they were not drawn.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+SERVERS = ["syncline", "reference", "samod"]
+NAMES = {
+    "syncline": "Syncline",
+    "reference": "reference JS server",
+    "samod": "samod server",
+}
+MISSING = {
+    "cold load": "a document with a 260,000-operation editing history loaded from storage, "
+    "against the automerge crate loading the same snapshot in-process",
+    "durable writes": "commits per second and changes per commit against redb's own "
+    "single-transaction commit rate on this disk",
+    "micro-benchmarks": "criterion benchmarks of the codec, one sync round and a group commit",
+    "in-process floor": "the collaboration workload through the automerge crate alone",
+}
+
+
+def load(path):
+    runs = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                r = json.loads(line)
+                runs[(r["scenario"], r["label"])] = r
+    return runs
+
+
+def fmt(value, digits=0):
+    if value is None:
+        return "–"
+    if isinstance(value, float) and digits == 0:
+        return f"{value:,.0f}"
+    if isinstance(value, (int, float)):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def ratio(ours, theirs, higher_is_better=True):
+    if not ours or not theirs:
+        return "–"
+    r = ours / theirs if higher_is_better else theirs / ours
+    return f"{r:.1f}×"
+
+
+def mib(kib):
+    return None if kib is None else kib / 1024
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kib = int(f.readline().split()[1])
+            mem = f"{kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {mem}, Linux {platform.release()}; commit {commit}, "
+        f"{time.strftime('%Y-%m-%d')}. Each server and the load generator run in their own "
+        "processes on the same machine, so figures include their contention for the cores."
+    )
+
+
+def failed(runs, scenario, server):
+    r = runs.get((scenario, server))
+    if r is None:
+        return "not run"
+    return r.get("failed")
+
+
+def server_cols(r):
+    s = r.get("server") or {}
+    return [fmt(s.get("cpu_percent")), fmt(mib(s.get("peak_kib")), 1)]
+
+
+def collab_table(runs, scenario, title, intro):
+    out = [f"## {title}", "", intro, ""]
+    ours = runs.get((scenario, "syncline"), {})
+    out.append(
+        "| server | peers | acked changes/s | Syncline's ratio | ack p50 / p99 ms | "
+        "propagation p50 / p95 / p99 / max ms | missed | errors | server CPU % | peak MiB |"
+    )
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    for server in SERVERS:
+        why = failed(runs, scenario, server)
+        if why:
+            out.append(f"| {NAMES[server]} | could not run: {why} |||||||||")
+            continue
+        r = runs[(scenario, server)]
+        a, p = r["ack"], r["propagation"]
+        out.append(
+            f"| {NAMES[server]} | {r['peers']} | {fmt(r['acked_per_s'])} | "
+            f"{'1.0×' if server == 'syncline' else ratio(ours.get('acked_per_s'), r['acked_per_s'])} | "
+            f"{fmt(a['p50_ms'], 1)} / {fmt(a['p99_ms'], 1)} | "
+            f"{fmt(p['p50_ms'], 1)} / {fmt(p['p95_ms'], 1)} / {fmt(p['p99_ms'], 1)} / {fmt(p['max_ms'], 1)} | "
+            f"{r['missed']} | {r['errors']} | " + " | ".join(server_cols(r)) + " |"
+        )
+    out.append("")
+    return out
+
+
+def documents_table(runs):
+    out = [
+        "## Many documents",
+        "",
+        "Documents created (500 per connection, 8 connections at a time), then each read back "
+        "once by a fresh connection; the server's resident memory is sampled every second, and "
+        "for 15 s after the last read (Syncline unloads a document nobody has open after 5 s "
+        "here; its default is 60 s).",
+        "",
+        "| server | documents | created/s | read back/s | peak MiB | MiB at the end | unavailable |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for server in SERVERS:
+        why = failed(runs, "documents", server)
+        if why:
+            out.append(f"| {NAMES[server]} | could not run: {why} ||||||")
+            continue
+        r = runs[("documents", server)]
+        s = r.get("server") or {}
+        out.append(
+            f"| {NAMES[server]} | {r['documents']} | {fmt(r['created_per_s'])} | "
+            f"{fmt(r['read_per_s'])} | {fmt(mib(s.get('peak_kib')), 1)} | "
+            f"{fmt(mib(s.get('rss_after_kib')), 1)} | {r['unavailable']} |"
+        )
+    out.append("")
+    return out
+
+
+def idle_table(runs):
+    out = [
+        "## Idle connections",
+        "",
+        "Joined WebSocket connections that then do nothing; memory per connection is the "
+        "server's resident memory after they connected, minus before, over their number.",
+        "",
+        "| server | connections | KiB per connection | Syncline's ratio | connect time s | peak MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    ours = runs.get(("idle", "syncline"), {})
+    for server in SERVERS:
+        why = failed(runs, "idle", server)
+        if why:
+            out.append(f"| {NAMES[server]} | could not run: {why} |||||")
+            continue
+        r = runs[("idle", server)]
+        s = r.get("server") or {}
+        rat = "1.0×" if server == "syncline" else ratio(
+            ours.get("kib_per_connection"), r.get("kib_per_connection"), higher_is_better=False
+        )
+        out.append(
+            f"| {NAMES[server]} | {r['connections']} | {fmt(r.get('kib_per_connection'), 1)} | "
+            f"{rat} | {fmt(r.get('connect_s'), 2)} | {fmt(mib(s.get('peak_kib')), 1)} |"
+        )
+    out.append("")
+    return out
+
+
+def plots(runs, directory):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(directory, exist_ok=True)
+    drawn = []
+    for scenario, title in [("collab", "Collaboration"), ("fanout", "Fan-out")]:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        labels = ["p50", "p95", "p99", "max"]
+        width = 0.25
+        any_bar = False
+        for i, server in enumerate(SERVERS):
+            r = runs.get((scenario, server))
+            if not r or r.get("failed"):
+                continue
+            p = r["propagation"]
+            values = [p.get(f"{k}_ms") or 0 for k in ["p50", "p95", "p99", "max"]]
+            ax.bar([x + i * width for x in range(4)], values, width, label=NAMES[server])
+            any_bar = True
+        if not any_bar:
+            plt.close(fig)
+            continue
+        ax.set_xticks([x + width for x in range(4)], labels)
+        ax.set_ylabel("propagation latency, ms")
+        ax.set_yscale("log")
+        ax.set_title(f"{title}: propagation latency distribution")
+        ax.legend()
+        path = os.path.join(directory, f"{scenario}-latency.png")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        drawn.append((f"{title} propagation latency", path))
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    any_line = False
+    for server in SERVERS:
+        r = runs.get(("documents", server))
+        if not r or r.get("failed") or not r.get("memory"):
+            continue
+        t = [s[0] for s in r["memory"]]
+        m = [s[1] / 1024 for s in r["memory"]]
+        ax.plot(t, m, label=NAMES[server])
+        any_line = True
+    if any_line:
+        ax.set_xlabel("seconds since the first document")
+        ax.set_ylabel("resident memory, MiB")
+        ax.set_title("Many documents: server memory over time")
+        ax.legend()
+        path = os.path.join(directory, "documents-memory.png")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        drawn.append(("Many documents: memory over time", path))
+    plt.close(fig)
+    return drawn
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("results")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--plots", required=True)
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args()
+    runs = load(args.results)
+
+    out = [
+        "# Benchmarks",
+        "",
+        "Syncline beside the servers people would otherwise use, on one machine in one run: the "
+        "reference JavaScript server (`@automerge/automerge-repo-sync-server`, from npm, pinned "
+        "in `tests/js/package-lock.json`) and a minimal server on the `samod` crate "
+        "(`benches/samod-server/`, pinned to samod 0.16.0). All three are bound to 127.0.0.1 and "
+        "driven by the same load generator, `syncline-loadgen`, which speaks the automerge-repo "
+        "protocol itself and runs in its own process.",
+        "",
+        f"**Machine:** {machine()}",
+        "",
+        "**Regenerate:** `benches/compare.sh` (release builds; every server is started fresh "
+        "for each scenario and stopped by its pid). `benches/compare.sh --smoke` runs every "
+        "scenario at a tiny size; the test command does that.",
+        "",
+        "Propagation latency is from the moment a peer made a change to the moment another "
+        "peer of the document had it; acknowledged means the server advertised heads covering "
+        "the change back to its author (for Syncline: durable on disk).",
+        "",
+    ]
+    out += collab_table(
+        runs,
+        "collab",
+        "Live collaboration",
+        "100 documents with 10 editors each (1,000 connections); every editor changes its "
+        "document in a closed loop (the next change once the server acknowledged the last), "
+        "for 10 s.",
+    )
+    out += collab_table(
+        runs,
+        "fanout",
+        "Fan-out",
+        "One document, one writer making 10 changes per second for 10 s, 1,000 subscribers.",
+    )
+    out += documents_table(runs)
+    out += idle_table(runs)
+
+    if args.no_plots:
+        out += ["## Plots", "", "Not drawn in this run.", ""]
+    else:
+        try:
+            drawn = plots(runs, args.plots)
+            out += ["## Plots", ""]
+            for title, path in drawn:
+                out.append(f"![{title}]({os.path.relpath(path, os.path.dirname(os.path.abspath(args.out)) or '.')})")
+                out.append("")
+        except ImportError:
+            out += ["## Plots", "", "Not drawn: matplotlib is not installed.", ""]
+
+    out += ["## Not measured yet", ""]
+    for name, what in MISSING.items():
+        out.append(f"- **{name}:** {what}.")
+    out.append("")
+    with open(args.out, "w") as f:
+        f.write("\n".join(out))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

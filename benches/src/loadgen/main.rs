@@ -1,0 +1,157 @@
+//! `syncline-loadgen`: drives any automerge-repo WebSocket sync server with protocol peers and
+//! measures it, so Syncline and the servers people would otherwise use are compared on one
+//! machine with one tool.
+//!
+//! It starts no server: the server under test runs in its own process (see
+//! `benches/compare.sh`), and this one is given its URL and, for CPU time and memory, its pid.
+//! Each scenario ([`scenario`]) prints one line for people and, with `--json FILE`, appends one
+//! JSON record for the report script.
+//!
+//! Scenarios:
+//! - `collab`: `--docs` documents with `--editors` editors each, every editor writing (closed
+//!   loop, or `--rate` changes per second each); acknowledged changes per second, and
+//!   propagation latency from an editor's change to each other editor of its document.
+//! - `fanout`: one document, one writer, `--subscribers` readers; propagation latency to each.
+//! - `idle`: `--connections` joined WebSockets that do nothing; server memory per connection.
+//! - `documents`: `--docs` documents created, then each read back once by a fresh peer; server
+//!   memory sampled every second throughout and for `--seconds` after.
+
+#![allow(
+    clippy::print_stdout,
+    reason = "the result lines on stdout are this tool's output"
+)]
+
+#[path = "../cpu.rs"]
+mod cpu;
+mod measure;
+mod scenario;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use clap::{Parser, ValueEnum};
+
+/// Command-line flags.
+#[derive(Debug, Parser)]
+#[command(
+    name = "syncline-loadgen",
+    about = "Load generator for automerge-repo sync servers: collaboration, fan-out, idle \
+             connections, many documents"
+)]
+pub struct Args {
+    /// The server's WebSocket URL, such as ws://127.0.0.1:3030/.
+    #[arg(long)]
+    pub url: String,
+    /// The server's process id, for its CPU time and memory (from /proc).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// What to run.
+    #[arg(long, value_enum)]
+    pub scenario: Scenario,
+    /// A name for the server in the output (syncline, reference, samod, ...).
+    #[arg(long, default_value = "server")]
+    pub label: String,
+    /// Documents (collab, documents).
+    #[arg(long, default_value_t = 100)]
+    pub docs: usize,
+    /// Editors per document (collab).
+    #[arg(long, default_value_t = 10)]
+    pub editors: usize,
+    /// Readers of the one document (fanout).
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Open connections (idle).
+    #[arg(long, default_value_t = 10_000)]
+    pub connections: usize,
+    /// Changes per second per writer; 0 is closed loop (the next change once the last is
+    /// acknowledged).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Seconds of measured load (collab, fanout), or of watching memory afterwards (documents,
+    /// idle).
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Bytes of filler text in each change, for a mix of small and large edits (0: a number).
+    #[arg(long, default_value_t = 0)]
+    pub change_bytes: usize,
+    /// Connections set up at once.
+    #[arg(long, default_value_t = 64)]
+    pub setup_parallelism: usize,
+    /// Append the result as one JSON line to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// The scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Many documents, several editors each, all writing.
+    Collab,
+    /// One document, one writer, many readers.
+    Fanout,
+    /// Many connections doing nothing.
+    Idle,
+    /// Many documents created and read back once.
+    Documents,
+}
+
+impl Args {
+    fn check(&self) -> Result<()> {
+        ensure!(self.seconds > 0, "--seconds must be at least 1");
+        ensure!(
+            self.rate >= 0.0 && self.rate.is_finite(),
+            "--rate must be 0 or more"
+        );
+        ensure!(
+            self.setup_parallelism > 0,
+            "--setup-parallelism must be at least 1"
+        );
+        match self.scenario {
+            Scenario::Collab => ensure!(
+                self.docs > 0 && self.editors > 1,
+                "collab needs --docs >= 1 and --editors >= 2"
+            ),
+            Scenario::Fanout => ensure!(self.subscribers > 0, "fanout needs --subscribers >= 1"),
+            Scenario::Idle => ensure!(self.connections > 0, "idle needs --connections >= 1"),
+            Scenario::Documents => ensure!(self.docs > 0, "documents needs --docs >= 1"),
+        }
+        Ok(())
+    }
+
+    /// The measured run's length.
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(self.seconds)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let outcome = args.check().and_then(|()| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("start the tokio runtime")?
+            .block_on(scenario::run(&args))
+    });
+    match outcome {
+        Ok(result) => {
+            println!("{}", result.line());
+            match &args.json {
+                Some(path) => match result.append_json(path) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        eprintln!("syncline-loadgen: {error:#}");
+                        ExitCode::FAILURE
+                    }
+                },
+                None => ExitCode::SUCCESS,
+            }
+        }
+        Err(error) => {
+            eprintln!("syncline-loadgen: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
