@@ -158,10 +158,13 @@ run() {
   shift 2
   echo "==> $scenario: $name"
   start_server "$name"
+  local errors="$OUT/$name-$scenario.stderr"
   if ! timeout "$RUN_LIMIT" "$LOADGEN" --url "$SERVER_URL" --server-pid "$SERVER_PID" \
-      --label "$name" --scenario "$scenario" --json "$RESULTS" "$@"; then
-    python3 -c 'import json, sys; print(json.dumps({"label": sys.argv[1], "scenario": sys.argv[2], "failed": "the run failed or took over " + sys.argv[3] + " s; see the log above"}))' \
-      "$name" "$scenario" "$RUN_LIMIT" >>"$RESULTS"
+      --label "$name" --scenario "$scenario" --json "$RESULTS" "$@" 2> >(tee "$errors" >&2); then
+    local why
+    why="$(tail -n 1 "$errors" | sed 's/^syncline-loadgen: //')"
+    python3 -c 'import json, sys; print(json.dumps({"label": sys.argv[1], "scenario": sys.argv[2], "failed": sys.argv[4] or "no result within " + sys.argv[3] + " s"}))' \
+      "$name" "$scenario" "$RUN_LIMIT" "$why" >>"$RESULTS"
     FAILURES=$((FAILURES + 1))
   fi
   stop_server

@@ -107,13 +107,14 @@ def collab_table(runs, scenario, title, intro):
     ours = runs.get((scenario, "syncline"), {})
     out.append(
         "| server | peers | acked changes/s | Syncline's ratio | ack p50 / p99 ms | "
-        "propagation p50 / p95 / p99 / max ms | missed | errors | server CPU % | peak MiB |"
+        "propagation p50 / p95 / p99 / max ms | missed | errors | server CPU % | peak MiB | "
+        "load generator CPU % |"
     )
-    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for server in SERVERS:
         why = failed(runs, scenario, server)
         if why:
-            out.append(f"| {NAMES[server]} | could not run: {why} |||||||||")
+            out.append(f"| {NAMES[server]} | could not run: {why} ||||||||||")
             continue
         r = runs[(scenario, server)]
         a, p = r["ack"], r["propagation"]
@@ -122,7 +123,8 @@ def collab_table(runs, scenario, title, intro):
             f"{'1.0×' if server == 'syncline' else ratio(ours.get('acked_per_s'), r['acked_per_s'])} | "
             f"{fmt(a['p50_ms'], 1)} / {fmt(a['p99_ms'], 1)} | "
             f"{fmt(p['p50_ms'], 1)} / {fmt(p['p95_ms'], 1)} / {fmt(p['p99_ms'], 1)} / {fmt(p['max_ms'], 1)} | "
-            f"{r['missed']} | {r['errors']} | " + " | ".join(server_cols(r)) + " |"
+            f"{r['missed']} | {r['errors']} | " + " | ".join(server_cols(r))
+            + f" | {fmt(r.get('generator_cpu_percent'))} |"
         )
     out.append("")
     return out
@@ -181,6 +183,51 @@ def idle_table(runs):
             f"| {NAMES[server]} | {r['connections']} | {fmt(r.get('kib_per_connection'), 1)} | "
             f"{rat} | {fmt(r.get('connect_s'), 2)} | {fmt(mib(s.get('peak_kib')), 1)} |"
         )
+    out.append("")
+    return out
+
+
+def goals(runs):
+    """The targets set for the code, each with what this run measured."""
+
+    def get(scenario, server):
+        r = runs.get((scenario, server))
+        return None if r is None or r.get("failed") else r
+
+    rows = []
+    ours, ref, sam = get("collab", "syncline"), get("collab", "reference"), get("collab", "samod")
+
+    def against(other, times, name):
+        if not ours or not other:
+            return f"not measured ({name} did not run)"
+        got = ours["acked_per_s"] / max(other["acked_per_s"], 1)
+        verdict = "met" if got >= times else f"missed by {times / got:.1f}×"
+        return f"{got:.1f}×: {verdict}"
+
+    rows.append(("collaboration: ≥ 10× the reference server's acknowledged changes/s",
+                 against(ref, 10, "the reference server")))
+    rows.append(("collaboration: ≥ 2× the samod server's acknowledged changes/s",
+                 against(sam, 2, "the samod server")))
+    if ours:
+        p99 = ours["propagation"]["p99_ms"]
+        rows.append(("collaboration: p99 propagation under 50 ms",
+                     f"{p99} ms in closed loop (not at the reference server's rate): "
+                     + ("met" if p99 is not None and p99 < 50 else "missed")))
+    docs = get("documents", "syncline")
+    if docs and docs.get("memory"):
+        peak = max(k for _, k in docs["memory"]) / 1024
+        end = docs["memory"][-1][1] / 1024
+        rows.append(("many documents: memory flat after idle documents unload",
+                     f"peak {peak:,.0f} MiB, {end:,.0f} MiB at the end of the watch: "
+                     + ("met" if end <= peak * 0.5 else "missed (memory stays near its peak)")))
+    idle = get("idle", "syncline")
+    if idle and idle.get("kib_per_connection") is not None:
+        k = idle["kib_per_connection"]
+        rows.append(("idle connections: under 30 KiB each",
+                     f"{k:.1f} KiB: " + ("met" if k < 30 else "missed")))
+    rows.append(("cold load: within 1.5× the in-process floor", "not measured yet"))
+    out = ["## Goals", "", "| goal | this run |", "|---|---|"]
+    out += [f"| {goal} | {result} |" for goal, result in rows]
     out.append("")
     return out
 
@@ -269,7 +316,8 @@ def main():
         "",
         "Propagation latency is from the moment a peer made a change to the moment another "
         "peer of the document had it; acknowledged means the server advertised heads covering "
-        "the change back to its author (for Syncline: durable on disk).",
+        "the change back to its author (for Syncline: durable on disk). \"Syncline's ratio\" "
+        "is how many times better Syncline does: above 1× it is ahead, below 1× behind.",
         "",
     ]
     out += collab_table(
@@ -288,6 +336,7 @@ def main():
     )
     out += documents_table(runs)
     out += idle_table(runs)
+    out += goals(runs)
 
     if args.no_plots:
         out += ["## Plots", "", "Not drawn in this run.", ""]

@@ -2,7 +2,9 @@
 # Runs the whole Syncline test suite: builds the workspace binaries, runs the Rust tests, then the
 # JavaScript suites (the real automerge-repo client against target/debug/syncline-server, and the
 # inspector page in headless Chromium), then a short run of the load benchmark to prove it still
-# works end to end, then a short fuzz run of every cargo-fuzz target (scripts/fuzz.sh).
+# works end to end, then every side-by-side benchmark scenario at a tiny size against Syncline, the
+# reference JavaScript server and the samod-based server (benches/compare.sh --smoke), then a short
+# fuzz run of every cargo-fuzz target (scripts/fuzz.sh).
 #
 # usage: ./scripts/test.sh
 #
@@ -17,7 +19,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 STAGE=0
-STAGES=6
+STAGES=7
 FAILED=()
 
 header() {
@@ -111,6 +113,11 @@ if ! "$TARGET_DIR/debug/syncline-load" --smoke --bridge state; then
 fi
 if ! "$TARGET_DIR/debug/syncline-load" --smoke --http --auth; then
   FAILED+=("syncline-load --smoke --http --auth")
+fi
+
+header "benches/compare.sh --smoke (every side-by-side scenario, tiny, against all three servers)"
+if ! ./benches/compare.sh --smoke; then
+  FAILED+=("benches/compare.sh --smoke")
 fi
 
 header "scripts/fuzz.sh 20 (saved crashers and seeds once, then 20 s of fuzzing per target)"

@@ -105,13 +105,15 @@ impl Server {
             }
         }
         let data_dir = config.data_dir.clone();
-        let storage = tokio::task::spawn_blocking(move || Storage::open(&data_dir))
-            .await
-            .expect("storage open task does not panic")
-            .map_err(|source| StartError::Storage {
-                dir: config.data_dir.clone(),
-                source,
-            })?;
+        let cache_bytes = config.storage_cache_bytes;
+        let storage =
+            tokio::task::spawn_blocking(move || Storage::open_with_cache(&data_dir, cache_bytes))
+                .await
+                .expect("storage open task does not panic")
+                .map_err(|source| StartError::Storage {
+                    dir: config.data_dir.clone(),
+                    source,
+                })?;
         let metrics = Arc::new(Metrics::new());
         let writer = storage.start_writer(metrics.clone(), WriterConfig::default());
 

@@ -145,6 +145,9 @@ impl RunResult {
                 server["peak_kib"].as_u64().unwrap_or(0) / 1024
             ));
         }
+        if let Some(cpu) = r["generator_cpu_percent"].as_f64() {
+            parts.push(format!("loadgen cpu {cpu}%"));
+        }
         parts.join("; ")
     }
 

@@ -179,6 +179,7 @@ async fn editing(
 
     // 3. Measure.
     let before = reading(server)?;
+    let generator_before = crate::cpu::cpu_time("self")?;
     let started = Instant::now();
     let end = started + args.duration();
     start_tx
@@ -206,6 +207,8 @@ async fn editing(
         bail!("peers were still running {bound:?} after the start");
     }
     let after = reading(server)?;
+    let generator = crate::cpu::cpu_time("self")?.saturating_sub(generator_before);
+    let wall = started.elapsed().as_secs_f64();
     let acked = acks.0.len();
     Ok(json!({
         "peers": docs * peers,
@@ -218,6 +221,7 @@ async fn editing(
         "errors": errors.len(),
         "first_error": errors.first(),
         "server": server_figures(before, after, args.duration()),
+        "generator_cpu_percent": (1000.0 * generator.as_secs_f64() / wall).round() / 10.0,
     }))
 }
 

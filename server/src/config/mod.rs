@@ -169,7 +169,24 @@ struct FileConfig {
     auth: Option<crate::auth::AuthFile>,
     #[serde(default)]
     documents: DocumentsFile,
+    #[serde(default)]
+    storage: StorageFile,
 }
+
+/// The `[storage]` table: the embedded database.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageFile {
+    cache_bytes: Option<usize>,
+}
+
+/// Default size of redb's page cache. redb's own default, 1 GiB, is what a server that once read
+/// many documents keeps resident; this keeps memory modest and is raised where the working set
+/// of documents is larger.
+pub const DEFAULT_STORAGE_CACHE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The smallest page cache accepted.
+pub const MIN_STORAGE_CACHE_BYTES: usize = 1024 * 1024;
 
 /// The `[documents]` table: what happens to deleted documents.
 #[derive(Debug, Default, Deserialize)]
@@ -303,6 +320,8 @@ pub struct Config {
     pub insecure_no_auth: bool,
     /// A deleted document's changes are purged this long after its deletion.
     pub purge_deleted_after: Duration,
+    /// Bytes of redb's page cache.
+    pub storage_cache_bytes: usize,
     /// How `main` writes log lines; the server itself does not read it.
     pub log_format: LogFormat,
 }
@@ -357,6 +376,7 @@ impl Default for Config {
             auth: None,
             insecure_no_auth: false,
             purge_deleted_after: DEFAULT_PURGE_DELETED_AFTER,
+            storage_cache_bytes: DEFAULT_STORAGE_CACHE_BYTES,
             log_format: LogFormat::Text,
         }
     }
@@ -389,9 +409,19 @@ impl Config {
         Ok(config)
     }
 
-    /// Takes the file's tables: `[sync]`, `[auth]`, `[documents]`, `[[bridge]]`, `[calendars]`.
+    /// Takes the file's tables: `[sync]`, `[auth]`, `[documents]`, `[storage]`, `[[bridge]]`,
+    /// `[calendars]`.
     fn apply_tables(&mut self, file: FileConfig) -> Result<(), String> {
         self.sync = file.sync.resolve()?;
+        if let Some(bytes) = file.storage.cache_bytes {
+            if bytes < MIN_STORAGE_CACHE_BYTES {
+                return Err(format!(
+                    "[storage] cache_bytes = {bytes} is below its minimum, {MIN_STORAGE_CACHE_BYTES}; \
+                     raise it, or remove the key to use the default, {DEFAULT_STORAGE_CACHE_BYTES}"
+                ));
+            }
+            self.storage_cache_bytes = bytes;
+        }
         self.auth = file.auth.map(resolve_auth).transpose()?;
         if let Some(ms) = file.documents.purge_deleted_after_ms {
             self.purge_deleted_after = Duration::from_millis(ms);

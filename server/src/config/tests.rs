@@ -98,6 +98,11 @@ fn out_of_range_limits_name_their_bounds() {
     assert!(message.contains("above its maximum"), "{message}");
     let message = refusal("[sync]\ncompact_after_changes = 0\n");
     assert!(message.contains("compact_after_changes = 0"), "{message}");
+    let message = refusal("[storage]\ncache_bytes = 4096\n");
+    assert!(
+        message.contains("[storage] cache_bytes = 4096 is below its minimum, 1048576"),
+        "{message}"
+    );
 }
 
 /// A data directory that is a file, or lies under one, is refused before storage opens.

@@ -63,11 +63,18 @@ impl Storage {
     /// version; an existing one keeps its id, and one written by a newer build is refused with
     /// `StorageError::SchemaTooNew` rather than misread. Blocking.
     pub fn open(data_dir: &Path) -> Result<Storage, StorageError> {
+        Self::open_with_cache(data_dir, crate::config::DEFAULT_STORAGE_CACHE_BYTES)
+    }
+
+    /// [`open`](Self::open), with a page cache of `cache_bytes` (`[storage] cache_bytes`).
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: usize) -> Result<Storage, StorageError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StorageError::CreateDir {
             path: data_dir.to_path_buf(),
             source: source.into(),
         })?;
-        let db = Database::create(data_dir.join(DATABASE_FILE))?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(data_dir.join(DATABASE_FILE))?;
 
         let txn = db.begin_write()?;
         check_schema(&txn)?;
