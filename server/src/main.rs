@@ -9,6 +9,12 @@ use syncline_server::config::{Args, Cli, Command, Config, LogFormat, TokenArgs};
 use tracing::{error, warn};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc, with its background threads purging freed pages: with the system allocator a
+/// server that once held many documents kept that memory resident after they unloaded
+/// (measured: about 800 MiB after 20,000 documents, against about 90 MiB with jemalloc).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // clap prints its own refusals (and --help), so the command line comes before logging.

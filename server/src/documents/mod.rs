@@ -46,16 +46,17 @@ pub enum DocumentCommand {
         /// Who the connection is: the worker decides its access to this document.
         principal: Arc<crate::auth::Principal>,
     },
-    /// A decoded sync message from an attached connection.
+    /// A decoded sync message from an attached connection. Boxed, like the other large
+    /// payloads, so a command stays small: a worker's queue allocates its slots 32 at a time.
     Sync {
         conn: ConnectionId,
         kind: SyncKind,
-        message: sync::Message,
+        message: Box<sync::Message>,
     },
     /// An ephemeral message to relay to the document's other connections.
     Ephemeral {
         conn: ConnectionId,
-        message: Ephemeral,
+        message: Box<Ephemeral>,
     },
     /// The connection's writer can send: produce its next sync message, if any.
     Generate {
@@ -72,7 +73,7 @@ pub enum DocumentCommand {
     /// A request of the HTTP API, on behalf of `principal`.
     Api {
         principal: Arc<crate::auth::Principal>,
-        request: api::ApiRequest,
+        request: Box<api::ApiRequest>,
         reply: api::ApiReply,
     },
 }
@@ -144,7 +145,7 @@ impl DocumentHandle {
         let (reply, rx) = oneshot::channel();
         let command = DocumentCommand::Api {
             principal,
-            request,
+            request: Box::new(request),
             reply,
         };
         let stopped = || {

@@ -387,7 +387,7 @@ impl Connection {
         let command = DocumentCommand::Sync {
             conn: self.id,
             kind,
-            message,
+            message: Box::new(message),
         };
         self.send_to_document(sync.document_id, command).await
     }
@@ -398,7 +398,7 @@ impl Connection {
         }
         let command = DocumentCommand::Ephemeral {
             conn: self.id,
-            message: message.clone(),
+            message: Box::new(message.clone()),
         };
         self.send_to_document(message.document_id, command).await
     }

@@ -36,7 +36,7 @@ use tracing::{debug, warn};
 /// Read and write buffer of each WebSocket. tungstenite's default of 128 KiB each is most of
 /// what an idle connection costs; a larger message still arrives whole, it is only read and
 /// written in more steps.
-const SOCKET_BUFFER_BYTES: usize = 16 * 1024;
+const SOCKET_BUFFER_BYTES: usize = 8 * 1024;
 
 /// Everything the listener and its connections share.
 #[derive(Debug)]

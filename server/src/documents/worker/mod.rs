@@ -55,8 +55,10 @@ pub(super) async fn run(
     async move {
         let metrics = context.services.metrics.clone();
         metrics.documents_loaded.inc();
-        match Worker::load(id, &context, status.clone()).await {
-            Ok(worker) => worker.run(rx, registry, context).await,
+        // Both boxed, so the task itself stays small: the loaded worker lives in one allocation
+        // of its own size, and loading's temporaries are gone once it is done.
+        match Box::pin(Worker::load(id, &context, status.clone())).await {
+            Ok(worker) => Box::pin(worker.run(rx, registry, context)).await,
             Err(message) => {
                 error!(%message, "cannot load document; refusing its peers");
                 registry.remove(id);
@@ -198,10 +200,12 @@ impl Worker {
             let Some(first) = first else {
                 // Every handle is gone: the server is shutting down.
                 self.detach_all();
-                let _ = self.flush(&context).await;
+                let _ = Box::pin(self.flush(&context)).await;
                 break;
             };
-            if !self.turn(first, &mut rx, &context).await {
+            // Boxed: a turn's state (commits, compaction) is large, and it would otherwise sit in
+            // every idle worker's future too.
+            if !Box::pin(self.turn(first, &mut rx, &context)).await {
                 registry.remove(self.id);
                 self.fail_peers();
                 refuse_all(rx).await;
@@ -296,11 +300,11 @@ impl Worker {
                 kind,
                 message,
             } => {
-                self.handle_sync(conn, kind, message, context);
+                self.handle_sync(conn, kind, *message, context);
             }
             DocumentCommand::Ephemeral { conn, message } => {
                 if self.access(conn) > Access::None {
-                    let effects = self.session.ephemeral(conn, message);
+                    let effects = self.session.ephemeral(conn, *message);
                     self.apply(effects);
                 }
             }
@@ -315,7 +319,7 @@ impl Worker {
                 principal,
                 request,
                 reply,
-            } => self.handle_api(&principal, request, reply, context),
+            } => self.handle_api(&principal, *request, reply, context),
         }
     }
 
