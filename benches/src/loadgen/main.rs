@@ -97,6 +97,18 @@ pub enum Scenario {
     Documents,
 }
 
+impl Scenario {
+    /// The name the command line and the records use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Collab => "collab",
+            Self::Fanout => "fanout",
+            Self::Idle => "idle",
+            Self::Documents => "documents",
+        }
+    }
+}
+
 impl Args {
     fn check(&self) -> Result<()> {
         ensure!(self.seconds > 0, "--seconds must be at least 1");

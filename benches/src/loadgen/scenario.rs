@@ -41,7 +41,7 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         Scenario::Idle => idle(args, server).await?,
         Scenario::Documents => documents(args, server).await?,
     };
-    let scenario = args.scenario.to_possible_value_name();
+    let scenario = args.scenario.name();
     let fields = record.as_object_mut().context("a record is an object")?;
     fields.insert("label".into(), json!(args.label));
     fields.insert("scenario".into(), json!(scenario));
@@ -54,18 +54,6 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         }),
     );
     Ok(RunResult { record })
-}
-
-trait Named {
-    fn to_possible_value_name(&self) -> String;
-}
-
-impl Named for Scenario {
-    fn to_possible_value_name(&self) -> String {
-        use clap::ValueEnum;
-        self.to_possible_value()
-            .map_or_else(|| format!("{self:?}"), |v| v.get_name().to_owned())
-    }
 }
 
 fn reading(server: Option<ServerProc>) -> Result<Option<Reading>> {
