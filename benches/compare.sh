@@ -159,8 +159,11 @@ run() {
   echo "==> $scenario: $name"
   start_server "$name"
   local errors="$OUT/$name-$scenario.stderr"
+  local extra=()
+  [ "$name" = syncline ] && extra=(--syncline-metrics)
   if ! timeout "$RUN_LIMIT" "$LOADGEN" --url "$SERVER_URL" --server-pid "$SERVER_PID" \
-      --label "$name" --scenario "$scenario" --json "$RESULTS" "$@" 2> >(tee "$errors" >&2); then
+      --label "$name" --scenario "$scenario" --json "$RESULTS" "${extra[@]}" "$@" \
+      2> >(tee "$errors" >&2); then
     local why
     why="$(tail -n 1 "$errors" | sed 's/^syncline-loadgen: //')"
     python3 -c 'import json, sys; print(json.dumps({"label": sys.argv[1], "scenario": sys.argv[2], "failed": sys.argv[4] or "no result within " + sys.argv[3] + " s"}))' \
@@ -176,6 +179,11 @@ for name in $SERVERS; do run "$name" collab "${COLLAB[@]}"; done
 for name in $SERVERS; do run "$name" fanout "${FANOUT[@]}"; done
 for name in $SERVERS; do run "$name" documents "${DOCUMENTS[@]}"; done
 for name in $SERVERS; do run "$name" idle "${IDLE[@]}"; done
+
+# redb's own durable commit rate on this disk, one small write per transaction.
+echo "==> commit floor: redb"
+"$TARGET/$PROFILE/syncline-commit-floor" --seconds "$([ "$SMOKE" -eq 1 ] && echo 1 || echo 5)" \
+  --dir "$TARGET" --json "$RESULTS"
 
 if [ "$SMOKE" -eq 1 ]; then
   python3 benches/report.py "$RESULTS" --out "$OUT/BENCHMARKS.md" --plots "$OUT/plots" --no-plots

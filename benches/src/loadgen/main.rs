@@ -82,6 +82,10 @@ pub struct Args {
     /// Append the result as one JSON line to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// The server is Syncline: also read its storage commits from `/metrics` on the same
+    /// address (collab, fanout).
+    #[arg(long)]
+    pub syncline_metrics: bool,
 }
 
 /// The scenarios.

@@ -166,6 +166,7 @@ async fn editing(
     drop(feeds);
 
     // 3. Measure.
+    let commits_before = commit_counters(args).await?;
     let before = reading(server)?;
     let generator_before = crate::cpu::cpu_time("self")?;
     let started = Instant::now();
@@ -195,6 +196,13 @@ async fn editing(
         bail!("peers were still running {bound:?} after the start");
     }
     let after = reading(server)?;
+    let commits = match (commits_before, commit_counters(args).await?) {
+        (Some((c0, k0)), Some((c1, k1))) => json!({
+            "commits_per_s": ((c1 - c0) / wall_seconds(started)).round(),
+            "changes_per_commit": (((k1 - k0) / (c1 - c0).max(1.0)) * 10.0).round() / 10.0,
+        }),
+        _ => Value::Null,
+    };
     let generator = crate::cpu::cpu_time("self")?.saturating_sub(generator_before);
     let wall = started.elapsed().as_secs_f64();
     let acked = acks.0.len();
@@ -210,7 +218,45 @@ async fn editing(
         "first_error": errors.first(),
         "server": server_figures(before, after, args.duration()),
         "generator_cpu_percent": (1000.0 * generator.as_secs_f64() / wall).round() / 10.0,
+        "storage": commits,
     }))
+}
+
+fn wall_seconds(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64().max(1e-9)
+}
+
+/// Syncline's storage commits and committed changes so far, from its `/metrics`, when asked
+/// for with `--syncline-metrics`.
+async fn commit_counters(args: &Args) -> Result<Option<(f64, f64)>> {
+    if !args.syncline_metrics {
+        return Ok(None);
+    }
+    let authority = args
+        .url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let addr: std::net::SocketAddr = authority
+        .parse()
+        .with_context(|| format!("{authority:?} is not an address and port"))?;
+    let text = syncline_tests::server::http_get(addr, "/metrics").await?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    };
+    Ok(Some((
+        value("syncline_commits_total"),
+        value("syncline_changes_committed_total"),
+    )))
 }
 
 /// Bounds one setup step.
