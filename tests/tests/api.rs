@@ -222,7 +222,10 @@ async fn time_travel_reads_every_version_by_its_heads() -> Result<()> {
         json!([{"op": "set", "path": "/price", "value": 110}]),
         json!([{"op": "insert", "path": "/guests/0", "value": "Ana"}]),
         json!([{"op": "set", "path": "/nights/2026-12-24", "value": {"blocked": true}}]),
-        json!([{"op": "insert", "path": "/guests/0", "value": "Bo"}, {"op": "delete", "path": "/price"}]),
+        json!([
+            {"op": "insert", "path": "/guests/0", "value": "Bo"},
+            {"op": "delete", "path": "/price"},
+        ]),
         json!([{"op": "set", "path": "/nights/2026-12-24/blocked", "value": false}]),
     ];
     for ops in steps {

@@ -292,7 +292,11 @@ impl Editor {
                 break times;
             }
             tokio::select! {
-                changed = start.changed() => if changed.is_err() { return Ok(EditorRun::default()) },
+                changed = start.changed() => {
+                    if changed.is_err() {
+                        return Ok(EditorRun::default());
+                    }
+                }
                 read = self.peer.pump_until_deadline(Instant::now() + READ_SLICE) => { read?; }
             }
         };

@@ -10,7 +10,7 @@
 //! sent to a worker that has gone, and two workers never own the same document.
 
 pub mod api;
-mod imports;
+
 pub mod purge;
 mod worker;
 

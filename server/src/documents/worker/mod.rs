@@ -7,9 +7,11 @@
 //! commands queue up and are taken together on the next turn: under load a document batches
 //! itself, just as the storage writer batches documents.
 //!
-//! Beside the loop: `merge` (the merge policy's pass after a merge) and `requests` (the HTTP
-//! API's requests, answered from the same document).
+//! Beside the loop: `imports` (the calendar feeds a document imports), `merge` (the merge
+//! policy's pass after a merge) and `requests` (the HTTP API's requests, answered from the same
+//! document).
 
+mod imports;
 mod merge;
 mod requests;
 
@@ -19,7 +21,6 @@ use crate::bridges::import::Feed;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use automerge::transaction::CommitOptions;
 use syncline_shared::ids::{DocumentId, PeerId, StorageId};
 use syncline_shared::policy;
 use syncline_shared::protocol::{DocUnavailable, Ephemeral, ErrorMessage, Message};
@@ -28,7 +29,6 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::api::ApiReply;
-use super::imports::{import_plan, read_imports, write_import};
 use super::{DocumentCommand, Registry, Status, WorkerContext};
 use crate::auth::{Access, Principal};
 use crate::metrics::Metrics;
@@ -512,57 +512,6 @@ impl Worker {
             });
             self.next_seq += 1;
             self.changes_since_snapshot += 1;
-        }
-    }
-
-    /// Registers the calendar's `imports` with the importer (and stores them) when they changed.
-    fn track_imports(&mut self, context: &WorkerContext) {
-        if self.imports.is_some() && self.pending.changes.is_empty() {
-            return;
-        }
-        let feeds = read_imports(self.session.document());
-        if self.imports.as_ref() == Some(&feeds) {
-            return;
-        }
-        let stored = feeds
-            .iter()
-            .map(|f| (f.url.clone(), f.channel.clone()))
-            .collect();
-        context.services.importer.register(self.id, feeds.clone());
-        // A document that never imported has nothing stored to remove on its first look.
-        if self.imports.is_some() || !feeds.is_empty() {
-            self.pending.imports = Some(stored);
-        }
-        self.imports = Some(feeds);
-    }
-
-    /// Makes the nights `channel`'s feed blocks, and only those, blocked by it.
-    fn handle_import(&mut self, channel: &str, nights: &BTreeSet<String>) {
-        let doc = self.session.document();
-        if !self.session.exists() || !policy::calendar::is_calendar(doc) {
-            debug!(%channel, "feed import for a document that is not a calendar; ignored");
-            return;
-        }
-        let (block, free) = import_plan(doc, channel, nights);
-        if block.is_empty() && free.is_empty() {
-            return;
-        }
-        info!(
-            %channel,
-            blocked = block.len(),
-            freed = free.len(),
-            "imported feed changed the calendar",
-        );
-        let now = now_s();
-        let options = CommitOptions::default()
-            .with_time(now)
-            .with_message(format!("syncline-import {channel}"));
-        let written = self
-            .session
-            .change(options, |tx| write_import(tx, channel, &block, &free));
-        match written {
-            Ok(((), effects)) => self.apply(effects),
-            Err(err) => error!(error = %err, %channel, "cannot write an imported feed's nights"),
         }
     }
 

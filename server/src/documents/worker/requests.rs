@@ -15,6 +15,10 @@ use crate::storage::Lifecycle;
 impl Worker {
     /// Sends the HTTP API answers that waited for this turn's commit.
     pub(super) fn answer_replies(&mut self, durable: bool) {
+        // Every turn comes here; most have nothing to answer.
+        if self.replies.is_empty() {
+            return;
+        }
         let heads = api::heads_json(&self.session.heads());
         for (reply, mut answer) in std::mem::take(&mut self.replies) {
             let result = match durable {

@@ -3,12 +3,16 @@
 
 use std::collections::BTreeSet;
 
+use automerge::transaction::CommitOptions;
 use syncline_shared::policy;
+use tracing::{debug, error, info};
 
+use super::{Worker, now_s};
 use crate::bridges::import::Feed;
+use crate::documents::WorkerContext;
 
 /// The `imports` list of a calendar document: each entry's `url` and `channel`.
-pub(super) fn read_imports(doc: &automerge::Automerge) -> Vec<Feed> {
+fn read_imports(doc: &automerge::Automerge) -> Vec<Feed> {
     use automerge::{ObjType, ReadDoc, Value};
     let Ok(Some((Value::Object(ObjType::List), list))) = doc.get(automerge::ROOT, "imports") else {
         return Vec::new();
@@ -33,7 +37,7 @@ pub(super) fn read_imports(doc: &automerge::Automerge) -> Vec<Feed> {
 
 /// Nights to block for `channel` (in the feed, not yet blocked by it) and to free (blocked by
 /// it, no longer in the feed). Nights blocked by the host or another channel are left alone.
-pub(super) fn import_plan(
+fn import_plan(
     doc: &automerge::Automerge,
     channel: &str,
     feed: &BTreeSet<String>,
@@ -72,7 +76,7 @@ pub(super) fn import_plan(
     (block, free)
 }
 
-pub(super) fn write_import(
+fn write_import(
     tx: &mut automerge::transaction::Transaction<'_>,
     channel: &str,
     block: &[String],
@@ -101,4 +105,57 @@ pub(super) fn write_import(
         tx.delete(&obj, "blocked_by")?;
     }
     Ok(())
+}
+
+impl Worker {
+    /// Registers the calendar's `imports` with the importer (and stores them) when they changed.
+    pub(super) fn track_imports(&mut self, context: &WorkerContext) {
+        if self.imports.is_some() && self.pending.changes.is_empty() {
+            return;
+        }
+        let feeds = read_imports(self.session.document());
+        if self.imports.as_ref() == Some(&feeds) {
+            return;
+        }
+        let stored = feeds
+            .iter()
+            .map(|f| (f.url.clone(), f.channel.clone()))
+            .collect();
+        context.services.importer.register(self.id, feeds.clone());
+        // A document that never imported has nothing stored to remove on its first look.
+        if self.imports.is_some() || !feeds.is_empty() {
+            self.pending.imports = Some(stored);
+        }
+        self.imports = Some(feeds);
+    }
+
+    /// Makes the nights `channel`'s feed blocks, and only those, blocked by it.
+    pub(super) fn handle_import(&mut self, channel: &str, nights: &BTreeSet<String>) {
+        let doc = self.session.document();
+        if !self.session.exists() || !policy::calendar::is_calendar(doc) {
+            debug!(%channel, "feed import for a document that is not a calendar; ignored");
+            return;
+        }
+        let (block, free) = import_plan(doc, channel, nights);
+        if block.is_empty() && free.is_empty() {
+            return;
+        }
+        info!(
+            %channel,
+            blocked = block.len(),
+            freed = free.len(),
+            "imported feed changed the calendar",
+        );
+        let now = now_s();
+        let options = CommitOptions::default()
+            .with_time(now)
+            .with_message(format!("syncline-import {channel}"));
+        let written = self
+            .session
+            .change(options, |tx| write_import(tx, channel, &block, &free));
+        match written {
+            Ok(((), effects)) => self.apply(effects),
+            Err(err) => error!(error = %err, %channel, "cannot write an imported feed's nights"),
+        }
+    }
 }
