@@ -6,8 +6,9 @@
 #
 # usage: benches/compare.sh [--smoke] [--servers "syncline reference samod"]
 #
-#   --smoke    every scenario at a tiny size, results in target/bench-smoke/ (BENCHMARKS.md is
-#              left alone); the test command runs this so the harness cannot rot.
+#   --smoke    every scenario at a tiny size and each criterion micro-benchmark once, results in
+#              target/bench-smoke/ (BENCHMARKS.md is left alone); the test command runs this so
+#              the harness cannot rot.
 #
 # Needs what the test command needs (Rust, Node.js 20+ with npm, Python 3 with venv); matplotlib
 # for the plots is installed into target/bench-venv from PyPI.
@@ -85,9 +86,11 @@ wait_for_line() {
   done
 }
 
+# Starts server NAME in a fresh scratch directory, or with --again in the current one, on the
+# data the last run of it left (for the cold-load scenario).
 start_server() {
   local name="$1"
-  SCRATCH="$(mktemp -d "${TMPDIR:-/tmp}/syncline-compare-$name-XXXXXX")"
+  [ "${2:-}" = --again ] || SCRATCH="$(mktemp -d "${TMPDIR:-/tmp}/syncline-compare-$name-XXXXXX")"
   local port
   port="$(free_port)"
   case "$name" in
@@ -120,7 +123,8 @@ TOML
   SERVER_URL="ws://127.0.0.1:$port/"
 }
 
-stop_server() {
+# Stops the running server by its pid, keeping its scratch directory.
+stop_process() {
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     for _ in $(seq 1 100); do
@@ -131,59 +135,144 @@ stop_server() {
     wait "$SERVER_PID" 2>/dev/null || true
   fi
   SERVER_PID=""
+}
+
+stop_server() {
+  stop_process
   [ -n "$SCRATCH" ] && rm -rf "$SCRATCH"
   SCRATCH=""
+}
+
+# Waits (at most 60 s) until DIR's size has not changed for two readings a second apart: the
+# reference and samod servers acknowledge a change before their storage has written it.
+wait_written() {
+  local dir="$1" last="" now stable=0
+  for _ in $(seq 1 60); do
+    now="$(du -sb "$dir" 2>/dev/null | cut -f1)"
+    if [ "$now" = "$last" ]; then
+      stable=$((stable + 1))
+      [ "$stable" -ge 2 ] && return 0
+    else
+      stable=0
+    fi
+    last="$now"
+    sleep 1
+  done
+  echo "error: $dir was still being written after 60 s" >&2
+  return 1
 }
 trap stop_server EXIT
 
 # Scenario sizes: full, or tiny with --smoke.
 if [ "$SMOKE" -eq 1 ]; then
-  COLLAB=(--docs 3 --editors 3 --seconds 1)
+  COLLAB=(--docs 3 --editors 3 --seconds 1 --large-docs 1 --doc-bytes 4096)
+  COLD=(--history-ops 5000)
   FANOUT=(--subscribers 10 --rate 10 --seconds 1)
   DOCUMENTS=(--docs 300 --seconds 1)
   IDLE=(--connections 50 --seconds 1)
   RUN_LIMIT=120
 else
-  COLLAB=(--docs 100 --editors 10 --seconds 10)
+  COLLAB=(--docs 100 --editors 10 --seconds 10 --large-docs 10 --doc-bytes 65536)
+  COLD=(--history-ops 260000)
   FANOUT=(--subscribers 1000 --rate 10 --seconds 10)
   DOCUMENTS=(--docs 100000 --seconds 15)
   IDLE=(--connections 10000 --seconds 1)
   RUN_LIMIT=900
 fi
 
+# Records that LABEL could not run SCENARIO, with the last line of its ERRORS file as the reason.
+record_failure() {
+  local label="$1" scenario="$2" errors="$3" why
+  why="$(tail -n 1 "$errors" 2>/dev/null | sed 's/^syncline-loadgen: //')"
+  python3 -c 'import json, sys; print(json.dumps({"label": sys.argv[1], "scenario": sys.argv[2], "failed": sys.argv[4] or "no result within " + sys.argv[3] + " s"}))' \
+    "$label" "$scenario" "$RUN_LIMIT" "$why" >>"$RESULTS"
+  FAILURES=$((FAILURES + 1))
+}
+
+# Runs loadgen against the running server, bounded by RUN_LIMIT; its errors go to ERRORS too.
+loadgen() {
+  local errors="$1"
+  shift
+  timeout "$RUN_LIMIT" "$LOADGEN" --url "$SERVER_URL" --server-pid "$SERVER_PID" "$@" \
+    2> >(tee -a "$errors" >&2)
+}
+
 # Runs one scenario against one server; a failure is recorded, not fatal, so the table can say
-# which server could not run what.
+# which server could not run what. With LABEL set, the run is recorded under it.
 run() {
   local name="$1" scenario="$2"
   shift 2
-  echo "==> $scenario: $name"
+  local label="${LABEL:-$name}"
+  echo "==> $scenario: $label"
   start_server "$name"
-  local errors="$OUT/$name-$scenario.stderr"
+  local errors="$OUT/$label-$scenario.stderr"
   local extra=()
   [ "$name" = syncline ] && extra=(--syncline-metrics)
-  if ! timeout "$RUN_LIMIT" "$LOADGEN" --url "$SERVER_URL" --server-pid "$SERVER_PID" \
-      --label "$name" --scenario "$scenario" --json "$RESULTS" "${extra[@]}" "$@" \
-      2> >(tee "$errors" >&2); then
-    local why
-    why="$(tail -n 1 "$errors" | sed 's/^syncline-loadgen: //')"
-    python3 -c 'import json, sys; print(json.dumps({"label": sys.argv[1], "scenario": sys.argv[2], "failed": sys.argv[4] or "no result within " + sys.argv[3] + " s"}))' \
-      "$name" "$scenario" "$RUN_LIMIT" "$why" >>"$RESULTS"
-    FAILURES=$((FAILURES + 1))
+  if ! loadgen "$errors" --label "$label" --scenario "$scenario" --json "$RESULTS" \
+      "${extra[@]}" "$@"; then
+    record_failure "$label" "$scenario" "$errors"
   fi
   stop_server
+}
+
+# Cold load: the history is uploaded, the server stopped once its storage is written and
+# started again on the same data, and the document asked for by a fresh peer.
+run_cold() {
+  local name="$1"
+  shift
+  echo "==> cold: $name"
+  start_server "$name"
+  local errors="$OUT/$name-cold.stderr" history
+  history="$SCRATCH/history.automerge"
+  if loadgen "$errors" --label "$name" --scenario cold-seed --history "$history" "$@" &&
+    wait_written "$SCRATCH/data" && stop_process && start_server "$name" --again &&
+    loadgen "$errors" --label "$name" --scenario cold --history "$history" --json "$RESULTS" "$@"
+  then :; else
+    record_failure "$name" cold "$errors"
+  fi
+  stop_server
+}
+
+# Syncline's collaboration run again, each editor paced at the rate the reference server
+# sustained per editor in its own run (when it ran), for latency at that load.
+run_paced() {
+  local rate
+  rate="$(python3 -c 'import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ref = [r for r in runs if r["scenario"] == "collab" and r["label"] == "reference" and not r.get("failed")]
+print(round(ref[-1]["acked_per_s"] / ref[-1]["peers"], 3) if ref and ref[-1]["acked_per_s"] > 0 else "")' "$RESULTS")"
+  if [ -z "$rate" ]; then
+    echo "==> collab at the reference server's rate: skipped (the reference server did not run)"
+    return 0
+  fi
+  LABEL=syncline-paced run syncline collab "${COLLAB[@]}" --rate "$rate"
 }
 
 ulimit -n 20000 2>/dev/null || true
 FAILURES=0
 for name in $SERVERS; do run "$name" collab "${COLLAB[@]}"; done
+case " $SERVERS " in *" syncline "*) run_paced ;; esac
+echo "==> collab: the automerge crate in-process (the floor)"
+"$LOADGEN" --scenario collab-floor --label automerge --json "$RESULTS" "${COLLAB[@]}"
 for name in $SERVERS; do run "$name" fanout "${FANOUT[@]}"; done
 for name in $SERVERS; do run "$name" documents "${DOCUMENTS[@]}"; done
 for name in $SERVERS; do run "$name" idle "${IDLE[@]}"; done
+for name in $SERVERS; do run_cold "$name" "${COLD[@]}"; done
 
 # redb's own durable commit rate on this disk, one small write per transaction.
 echo "==> commit floor: redb"
 "$TARGET/$PROFILE/syncline-commit-floor" --seconds "$([ "$SMOKE" -eq 1 ] && echo 1 || echo 5)" \
   --dir "$TARGET" --json "$RESULTS"
+
+# Criterion micro-benchmarks: once each in the smoke run (as the test profile does), measured
+# otherwise; report.py reads criterion's estimates.
+if [ "$SMOKE" -eq 1 ]; then
+  cargo test -q -p syncline-benches --bench micro
+else
+  echo "==> micro-benchmarks (criterion)"
+  rm -rf "$TARGET/criterion"
+  cargo bench -q -p syncline-benches --bench micro >/dev/null
+fi
 
 if [ "$SMOKE" -eq 1 ]; then
   python3 benches/report.py "$RESULTS" --out "$OUT/BENCHMARKS.md" --plots "$OUT/plots" --no-plots
@@ -201,5 +290,6 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check matplotlib==3.9.2 || true
 fi
-"$VENV/bin/python" benches/report.py "$RESULTS" --out BENCHMARKS.md --plots benches/plots
+"$VENV/bin/python" benches/report.py "$RESULTS" --out BENCHMARKS.md --plots benches/plots \
+  --criterion "$TARGET/criterion"
 echo "==> BENCHMARKS.md written ($FAILURES runs failed; the table says which)"

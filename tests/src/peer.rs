@@ -375,6 +375,12 @@ impl RawPeer {
         }
     }
 
+    /// Hands a message taken with [`recv`](Self::recv) to the peer after all, as if it had been
+    /// pumped: for callers that time a message's arrival apart from its handling.
+    pub async fn accept(&mut self, message: Message) -> Result<()> {
+        self.handle_message(message).await
+    }
+
     /// Closes the connection politely and waits, at most a few seconds, for the server to
     /// finish the closing handshake. The server detaches the peer from its documents, which may
     /// then unload.

@@ -15,14 +15,22 @@
 //! - `idle`: `--connections` joined WebSockets that do nothing; server memory per connection.
 //! - `documents`: `--docs` documents created, then each read back once by a fresh peer; server
 //!   memory sampled every second throughout and for `--seconds` after.
+//! - `cold-seed`, then `cold`: a document with a `--history-ops` text editing history is
+//!   generated and uploaded; after the caller restarts the server, a fresh peer asks for it, and
+//!   the time until it arrives is set beside loading it in-process (the floor).
+//! - `collab-floor`: the `collab` workload through the `automerge` crate alone, in this process
+//!   (no server, no `--url`).
 
 #![allow(
     clippy::print_stdout,
     reason = "the result lines on stdout are this tool's output"
 )]
 
+mod cold;
 #[path = "../cpu.rs"]
 mod cpu;
+mod floor;
+mod history;
 mod measure;
 mod scenario;
 
@@ -41,8 +49,9 @@ use clap::{Parser, ValueEnum};
              connections, many documents"
 )]
 pub struct Args {
-    /// The server's WebSocket URL, such as ws://127.0.0.1:3030/.
-    #[arg(long)]
+    /// The server's WebSocket URL, such as ws://127.0.0.1:3030/ (every scenario but
+    /// collab-floor).
+    #[arg(long, default_value = "")]
     pub url: String,
     /// The server's process id, for its CPU time and memory (from /proc).
     #[arg(long)]
@@ -76,6 +85,23 @@ pub struct Args {
     /// Bytes of filler text in each change, for a mix of small and large edits (0: a number).
     #[arg(long, default_value_t = 0)]
     pub change_bytes: usize,
+    /// Documents of the collab scenario (the first ones) that start large, for a mix of small
+    /// edits to small and to large documents.
+    #[arg(long, default_value_t = 0)]
+    pub large_docs: usize,
+    /// Characters of text each large document starts with.
+    #[arg(long, default_value_t = 65_536)]
+    pub doc_bytes: usize,
+    /// The saved history of the cold scenarios (written by cold-seed, read by cold); its id and
+    /// heads go to the same path with a .json extension.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Text operations in the cold-load history.
+    #[arg(long, default_value_t = 260_000)]
+    pub history_ops: usize,
+    /// Operations per change in the cold-load history (keystrokes an editor commits at once).
+    #[arg(long, default_value_t = 8)]
+    pub ops_per_change: usize,
     /// Connections set up at once.
     #[arg(long, default_value_t = 64)]
     pub setup_parallelism: usize,
@@ -99,6 +125,12 @@ pub enum Scenario {
     Idle,
     /// Many documents created and read back once.
     Documents,
+    /// Upload a long editing history, for `cold` after a restart.
+    ColdSeed,
+    /// Read the uploaded history back from a freshly started server.
+    Cold,
+    /// The collab workload in-process, through the automerge crate alone.
+    CollabFloor,
 }
 
 impl Scenario {
@@ -109,6 +141,9 @@ impl Scenario {
             Self::Fanout => "fanout",
             Self::Idle => "idle",
             Self::Documents => "documents",
+            Self::ColdSeed => "cold-seed",
+            Self::Cold => "cold",
+            Self::CollabFloor => "collab-floor",
         }
     }
 }
@@ -124,10 +159,20 @@ impl Args {
             self.setup_parallelism > 0,
             "--setup-parallelism must be at least 1"
         );
+        ensure!(
+            self.scenario == Scenario::CollabFloor || !self.url.is_empty(),
+            "{} needs the server's --url",
+            self.scenario.name()
+        );
         match self.scenario {
-            Scenario::Collab => ensure!(
+            Scenario::Collab | Scenario::CollabFloor => ensure!(
                 self.docs > 0 && self.editors > 1,
                 "collab needs --docs >= 1 and --editors >= 2"
+            ),
+            Scenario::ColdSeed | Scenario::Cold => ensure!(
+                self.history.is_some() && self.history_ops > 0 && self.ops_per_change > 0,
+                "the cold scenarios need --history FILE, --history-ops >= 1 and \
+                 --ops-per-change >= 1"
             ),
             Scenario::Fanout => ensure!(self.subscribers > 0, "fanout needs --subscribers >= 1"),
             Scenario::Idle => ensure!(self.connections > 0, "idle needs --connections >= 1"),

@@ -40,6 +40,9 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         Scenario::Fanout => editing(args, server, 1, args.subscribers + 1, 1).await?,
         Scenario::Idle => idle(args, server).await?,
         Scenario::Documents => documents(args, server).await?,
+        Scenario::ColdSeed => crate::cold::seed(args, server).await?,
+        Scenario::Cold => crate::cold::load(args, server).await?,
+        Scenario::CollabFloor => crate::floor::collab(args)?,
     };
     let scenario = args.scenario.name();
     let fields = record.as_object_mut().context("a record is an object")?;
@@ -51,6 +54,8 @@ pub async fn run(args: &Args) -> Result<RunResult> {
             "docs": args.docs, "editors": args.editors, "subscribers": args.subscribers,
             "connections": args.connections, "rate": args.rate, "seconds": args.seconds,
             "change_bytes": args.change_bytes,
+            "large_docs": args.large_docs, "doc_bytes": args.doc_bytes,
+            "history_ops": args.history_ops, "ops_per_change": args.ops_per_change,
         }),
     );
     Ok(RunResult { record })
@@ -90,17 +95,13 @@ async fn editing(
         let mut creators = JoinSet::new();
         for d in 0..docs {
             let (url, limit) = (args.url.clone(), limit.clone());
+            let body = (d < args.large_docs).then_some(args.doc_bytes);
             creators.spawn(async move {
                 let _slot = limit.acquire_owned().await?;
                 let mut peer = step(RawPeer::connect(&url, format!("lg-d{d}-p0"))).await?;
-                let (doc, _) = step(peer.create_acknowledged(
-                    |d| {
-                        d.put(ROOT, "title", "load")
-                            .expect("put on a local document");
-                    },
-                    STEP_TIMEOUT,
-                ))
-                .await?;
+                let (doc, _) =
+                    step(peer.create_acknowledged(|d| starting_content(d, body), STEP_TIMEOUT))
+                        .await?;
                 anyhow::Ok((d, doc, peer))
             });
         }
@@ -257,6 +258,20 @@ async fn commit_counters(args: &Args) -> Result<Option<(f64, f64)>> {
         value("syncline_commits_total"),
         value("syncline_changes_committed_total"),
     )))
+}
+
+/// What a collab document starts with: a title, and `body` characters of text if it is one of
+/// the large ones.
+pub fn starting_content(doc: &mut impl Transactable, body: Option<usize>) {
+    doc.put(ROOT, "title", "load")
+        .expect("put on a local document");
+    if let Some(chars) = body {
+        let text = doc
+            .put_object(ROOT, "body", automerge::ObjType::Text)
+            .expect("a text object on a local document");
+        doc.splice_text(&text, 0, 0, &"lorem ipsum ".repeat(chars / 12 + 1)[..chars])
+            .expect("insert into a fresh text");
+    }
 }
 
 /// Bounds one setup step.
