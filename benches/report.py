@@ -97,16 +97,26 @@ def server_cols(r):
     return [fmt(s.get("cpu_percent")), fmt(mib(s.get("peak_kib")), 1)]
 
 
+def cpu_per_change(r):
+    """Server CPU milliseconds per acknowledged change: the cost of a change whatever the load
+    generator managed to offer."""
+    s = r.get("server") or {}
+    if not s.get("cpu_s") or not r.get("acked"):
+        return None
+    return s["cpu_s"] * 1000 / r["acked"]
+
+
 def collab_row(name, r, ours):
     a, p = r["ack"], r["propagation"]
     mine = r["label"].startswith("syncline")
+    per = cpu_per_change(r)
     return (
         f"| {name} | {r['peers']} | {fmt(r['acked_per_s'])} | "
         f"{'1.0×' if mine else ratio(ours.get('acked_per_s'), r['acked_per_s'])} | "
         f"{fmt(a['p50_ms'], 1)} / {fmt(a['p99_ms'], 1)} | "
         f"{fmt(p['p50_ms'], 1)} / {fmt(p['p95_ms'], 1)} / {fmt(p['p99_ms'], 1)} / {fmt(p['max_ms'], 1)} | "
         f"{r['missed']} | {r['errors']} | " + " | ".join(server_cols(r))
-        + f" | {fmt(r.get('generator_cpu_percent'))} |"
+        + f" | {fmt(per, 2)} | {fmt(r.get('generator_cpu_percent'))} |"
     )
 
 
@@ -116,13 +126,13 @@ def collab_table(runs, scenario, title, intro):
     out.append(
         "| server | peers | acked changes/s | Syncline's ratio | ack p50 / p99 ms | "
         "propagation p50 / p95 / p99 / max ms | missed | errors | server CPU % | peak MiB | "
-        "load generator CPU % |"
+        "server CPU ms per acked change | load generator CPU % |"
     )
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for server in SERVERS:
         why = failed(runs, scenario, server)
         if why:
-            out.append(f"| {NAMES[server]} | could not run: {why} ||||||||||")
+            out.append(f"| {NAMES[server]} | could not run: {why} |||||||||||")
             continue
         out.append(collab_row(NAMES[server], runs[(scenario, server)], ours))
     paced = runs.get((scenario, "syncline-paced"))
@@ -136,7 +146,7 @@ def collab_table(runs, scenario, title, intro):
         out.append(
             f"| automerge crate in-process, one thread (the floor) | {floor['peers']} | "
             f"{fmt(floor['acked_per_s'])} | {ratio(ours.get('acked_per_s'), floor['acked_per_s'])} "
-            "| – | – | – | – | – | – | – |"
+            "| – | – | – | – | – | – | – | – |"
         )
     out.append("")
     return out

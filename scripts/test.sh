@@ -3,8 +3,9 @@
 # JavaScript suites (the real automerge-repo client against target/debug/syncline-server, and the
 # inspector page in headless Chromium), then a short run of the load benchmark to prove it still
 # works end to end, then every side-by-side benchmark scenario at a tiny size against Syncline, the
-# reference JavaScript server and the samod-based server (benches/compare.sh --smoke), then a short
-# fuzz run of every cargo-fuzz target (scripts/fuzz.sh).
+# reference JavaScript server and the samod-based server, with each criterion micro-benchmark run
+# once (benches/compare.sh --smoke), then a short fuzz run of every cargo-fuzz target
+# (scripts/fuzz.sh).
 #
 # usage: ./scripts/test.sh
 #
