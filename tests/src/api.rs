@@ -34,10 +34,12 @@ impl Answer {
 }
 
 impl ApiClient {
-    /// A client for the server at `base` (`http://127.0.0.1:port`), without a token.
+    /// A client for the server at `base` (`http://127.0.0.1:port`), without a token. Redirects
+    /// are answers like any other, not followed, so a status is the route's own.
     pub fn new(base: &str) -> Self {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a client with a timeout builds");
         Self {

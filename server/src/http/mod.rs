@@ -1,8 +1,9 @@
 //! The HTTP side of the server, beside WebSocket sync on the same port: the document API under
-//! `/api/`, its OpenAPI description at `/openapi.json`, the inspector page at `/inspect`, and the
-//! operational endpoints. `/healthz` and `/readyz` answer 200 while sync traffic is accepted
-//! (storage is open before the listener starts) and 503 once shutdown begins; `/metrics` serves
-//! Prometheus text. Those three never need a token.
+//! `/api/`, its OpenAPI description at `/openapi.json`, the inspector page at `/inspect`, the
+//! calendar web app under `/app/` (see [`app`]), and the operational endpoints. `/healthz` and
+//! `/readyz` answer 200 while sync traffic is accepted (storage is open before the listener
+//! starts) and 503 once shutdown begins; `/metrics` serves Prometheus text. Those three never
+//! need a token.
 //!
 //! The API uses the same tokens and grants as sync (see [`crate::auth`]): every `/api/` route
 //! needs a token when access control is on, a document the token may not read answers 404 as
@@ -10,6 +11,7 @@
 //! `{"error": {"code", "message"}}` with a stable `code`; the OpenAPI file lists them.
 
 pub mod api;
+mod app;
 mod events;
 
 use std::sync::Arc;
@@ -30,8 +32,8 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// The inspector: one self-contained page that reads the API.
 const INSPECTOR: &str = include_str!("inspect.html");
 
-/// The document API, the OpenAPI file and the inspector, counting requests in `metrics`, and
-/// the health and metrics endpoints of `net`.
+/// The document API, the OpenAPI file, the inspector and the app, counting requests in
+/// `metrics`, and the health and metrics endpoints of `net`.
 pub fn router(state: api::ApiState, net: Arc<NetState>) -> Router {
     let metrics = state.metrics.clone();
     let operational = Router::new()
@@ -43,6 +45,7 @@ pub fn router(state: api::ApiState, net: Arc<NetState>) -> Router {
         .merge(api::router(state))
         .route("/openapi.json", get(openapi))
         .route("/inspect", get(inspector))
+        .merge(app::router())
         .route_layer(middleware::from_fn_with_state(metrics, count))
         .merge(operational)
 }
