@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Runs the whole Syncline test suite: builds the workspace binaries, runs the Rust tests, then the
 # JavaScript suites (the real automerge-repo client against target/debug/syncline-server, and the
-# inspector page in headless Chromium), then a short run of the load benchmark to prove it still
-# works end to end, then every side-by-side benchmark scenario at a tiny size against Syncline, the
-# reference JavaScript server and the samod-based server, with each criterion micro-benchmark run
-# once (benches/compare.sh --smoke), then a short fuzz run of every cargo-fuzz target
-# (scripts/fuzz.sh).
+# inspector page and the calendar app in headless Chromium), then a short run of the load
+# benchmark to prove it still works end to end, then every side-by-side benchmark scenario at a
+# tiny size against Syncline, the reference JavaScript server and the samod-based server, with
+# each criterion micro-benchmark run once (benches/compare.sh --smoke), then a short fuzz run of
+# every cargo-fuzz target (scripts/fuzz.sh).
 #
 # usage: ./scripts/test.sh
 #
 # Needs: the Rust toolchain pinned in rust-toolchain.toml (rustup installs it), Node.js 20 or newer
 # with npm. The JS dependencies are installed from tests/js/package-lock.json with `npm install`
 # (not `npm ci`: the lock file names cbor-x's optional native helpers, which npm ci insists on).
-# Chromium for the inspector suite: $SYNCLINE_CHROMIUM, default /usr/bin/chromium; when it is
+# Chromium for the browser suites: $SYNCLINE_CHROMIUM, default /usr/bin/chromium; when it is
 # missing and apt-get exists, Debian's `chromium` package is installed (with sudo unless root).
 set -euo pipefail
 
@@ -66,7 +66,7 @@ if [ ! -x "$CHROMIUM" ] && command -v apt-get >/dev/null 2>&1; then
   install_chromium || { as_root apt-get update && install_chromium; } || true
 fi
 if [ ! -x "$CHROMIUM" ]; then
-  echo "error: no Chromium at $CHROMIUM for the inspector suite (install Debian's chromium" \
+  echo "error: no Chromium at $CHROMIUM for the browser suites (install Debian's chromium" \
     "package, or set SYNCLINE_CHROMIUM to a Chromium or Chrome executable)" >&2
   exit 1
 fi
@@ -94,8 +94,11 @@ if ! cargo test --workspace --no-fail-fast; then
   FAILED+=("cargo test --workspace --no-fail-fast")
 fi
 
-header "npm install (tests/js)"
+header "npm install (tests/js), and app/dist/ checked against a fresh build of app/src/"
 (cd tests/js && npm install --no-audit --no-fund --loglevel=error)
+if ! ./scripts/build-app.sh --check; then
+  FAILED+=("scripts/build-app.sh --check")
+fi
 
 header "node --test tests/js/ (JavaScript interop, server: $SYNCLINE_SERVER_BIN)"
 if ! node --test --test-concurrency=1 tests/js/; then
