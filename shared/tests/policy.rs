@@ -272,6 +272,27 @@ fn clients_cannot_confirm_and_cancelling_frees_nights() {
     assert_eq!(status_of(&server, "dan").0, "confirmed");
 }
 
+/// A booking made and cancelled before the server heard of it (offline) stays cancelled and
+/// holds nothing, while a pending request for the same nights in the same merge is confirmed.
+#[test]
+fn a_booking_first_seen_cancelled_is_left_cancelled() {
+    let base = calendar_base();
+    let mut server = new_server(&base);
+    let mut ana = fork(&base, 1);
+    book(&mut ana, "ana", "2026-12-01", "2026-12-03", 10);
+    let (_, bookings) = ana.get(ROOT, "bookings").expect("get").expect("bookings");
+    let (_, booking) = ana.get(&bookings, "ana").expect("get").expect("booking");
+    ana.put(&booking, "status", "cancelled").expect("put");
+    commit_at(&mut ana, 11);
+    let mut ben = fork(&base, 2);
+    book(&mut ben, "ben", "2026-12-02", "2026-12-04", 12);
+    let mut batch = changes(&mut ana);
+    batch.extend(changes(&mut ben));
+    merge(&mut server, batch, 13).expect("a decision for ben");
+    assert_eq!(status_of(&server, "ana"), ("cancelled".to_owned(), None));
+    assert_eq!(status_of(&server, "ben"), ("confirmed".to_owned(), None));
+}
+
 /// A calendar with the wrong shape is reported and its unreadable parts ignored, never a panic.
 #[test]
 fn a_malformed_calendar_is_reported() {

@@ -144,7 +144,10 @@ fn settle_status(booking: Booking, before: Option<&str>, server: &ActorId) -> Se
         };
     }
     match (before, booking.status.as_str()) {
-        // A new booking is judged whatever status its client gave it.
+        // A booking the server first sees already cancelled (made and withdrawn offline) asks
+        // for nothing; confirming it would hold nights its guest gave up.
+        (None, CANCELLED) => Settled::Free,
+        // Any other new booking is judged whatever status its client gave it.
         (None, _) => Settled::Pending(booking),
         (Some(PENDING | CONFIRMED), CANCELLED) => Settled::Free,
         (Some(previous), attempted) => {
