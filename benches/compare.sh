@@ -167,6 +167,7 @@ trap stop_server EXIT
 if [ "$SMOKE" -eq 1 ]; then
   COLLAB=(--docs 3 --editors 3 --seconds 1 --large-docs 1 --doc-bytes 4096)
   COLD=(--history-ops 5000)
+  PACED_SECONDS=2
   FANOUT=(--subscribers 10 --rate 10 --seconds 1)
   DOCUMENTS=(--docs 300 --seconds 1)
   IDLE=(--connections 50 --seconds 1)
@@ -174,6 +175,7 @@ if [ "$SMOKE" -eq 1 ]; then
 else
   COLLAB=(--docs 100 --editors 10 --seconds 10 --large-docs 10 --doc-bytes 65536)
   COLD=(--history-ops 260000)
+  PACED_SECONDS=30
   FANOUT=(--subscribers 1000 --rate 10 --seconds 10)
   DOCUMENTS=(--docs 100000 --seconds 15)
   IDLE=(--connections 10000 --seconds 1)
@@ -245,7 +247,8 @@ print(round(ref[-1]["acked_per_s"] / ref[-1]["peers"], 3) if ref and ref[-1]["ac
     echo "==> collab at the reference server's rate: skipped (the reference server did not run)"
     return 0
   fi
-  LABEL=syncline-paced run syncline collab "${COLLAB[@]}" --rate "$rate"
+  # Three times as long, so that each editor writes a few times even at a slow rate.
+  LABEL=syncline-paced run syncline collab "${COLLAB[@]}" --rate "$rate" --seconds "$PACED_SECONDS"
 }
 
 ulimit -n 20000 2>/dev/null || true

@@ -137,9 +137,10 @@ def collab_table(runs, scenario, title, intro):
         out.append(collab_row(NAMES[server], runs[(scenario, server)], ours))
     paced = runs.get((scenario, "syncline-paced"))
     if paced and not paced.get("failed"):
-        rate = paced["params"]["rate"]
+        rate, seconds = paced["params"]["rate"], paced["params"]["seconds"]
         out.append(collab_row(
-            f"Syncline, each editor paced at the reference server's rate ({rate} changes/s)",
+            f"Syncline, each editor paced at the reference server's rate ({rate} changes/s, "
+            f"first changes spread over the interval, {seconds} s)",
             paced, ours))
     floor = runs.get(("collab-floor", "automerge"))
     if scenario == "collab" and floor and not floor.get("failed"):

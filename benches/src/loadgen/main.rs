@@ -45,6 +45,8 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "syncline-loadgen",
+    // A flag given twice takes its last value, so a script can override a size it shares.
+    args_override_self = true,
     about = "Load generator for automerge-repo sync servers: collaboration, fan-out, idle \
              connections, many documents"
 )]

@@ -151,8 +151,10 @@ async fn editing(
         (0..docs).map(|_| broadcast::channel(8192).0).collect();
     let (start_tx, start_rx) = watch::channel(None::<(Instant, Instant)>);
     let mut tasks = JoinSet::new();
+    let total = (docs * peers) as f64;
     for (d, p, doc, peer) in all {
         let editor = Editor {
+            phase: (d * peers + p) as f64 / total,
             peer,
             doc,
             index: p,
@@ -293,6 +295,9 @@ struct Editor {
     inbox: broadcast::Receiver<Announced>,
     /// Time between changes; `None` is closed loop.
     interval: Option<Duration>,
+    /// Where in the interval this editor's first change falls, from 0 to 1: paced editors are
+    /// spread over it instead of all writing at the start.
+    phase: f64,
     filler: String,
 }
 
@@ -318,7 +323,10 @@ impl Editor {
         let mut run = EditorRun::default();
         let mut unseen: Vec<(ChangeHash, Instant)> = Vec::new();
         let mut in_flight: Option<(ChangeHash, Instant)> = None;
-        let mut next_write = started;
+        let mut next_write = started
+            + self
+                .interval
+                .map_or(Duration::ZERO, |interval| interval.mul_f64(self.phase));
         let mut counter: u64 = 0;
         // When the last frame was read: a change announced after it arrived (the announcement
         // and the frame race) arrived no later than this.
