@@ -166,6 +166,7 @@ trap stop_server EXIT
 # Scenario sizes: full, or tiny with --smoke.
 if [ "$SMOKE" -eq 1 ]; then
   COLLAB=(--docs 3 --editors 3 --seconds 1 --large-docs 1 --doc-bytes 4096)
+  COLLAB_SMALL=(--docs 2 --editors 2 --seconds 1)
   COLD=(--history-ops 5000)
   PACED_SECONDS=2
   FANOUT=(--subscribers 10 --rate 10 --seconds 1)
@@ -174,6 +175,7 @@ if [ "$SMOKE" -eq 1 ]; then
   RUN_LIMIT=120
 else
   COLLAB=(--docs 100 --editors 10 --seconds 10 --large-docs 10 --doc-bytes 65536)
+  COLLAB_SMALL=(--docs 10 --editors 10 --seconds 10 --large-docs 1 --doc-bytes 65536)
   COLD=(--history-ops 260000)
   PACED_SECONDS=30
   FANOUT=(--subscribers 1000 --rate 10 --seconds 10)
@@ -257,6 +259,8 @@ for name in $SERVERS; do run "$name" collab "${COLLAB[@]}"; done
 case " $SERVERS " in *" syncline "*) run_paced ;; esac
 echo "==> collab: the automerge crate in-process (the floor)"
 "$LOADGEN" --scenario collab-floor --label automerge --json "$RESULTS" "${COLLAB[@]}"
+# A tenth of the size, which the samod server can set up.
+for name in $SERVERS; do run "$name" collab "${COLLAB_SMALL[@]}" --record-as collab-small; done
 for name in $SERVERS; do run "$name" fanout "${FANOUT[@]}"; done
 for name in $SERVERS; do run "$name" documents "${DOCUMENTS[@]}"; done
 for name in $SERVERS; do run "$name" idle "${IDLE[@]}"; done

@@ -341,8 +341,20 @@ def goals(runs):
 
     rows.append(("collaboration: ≥ 10× the reference server's acknowledged changes/s",
                  against(ref, 10, "the reference server")))
-    rows.append(("collaboration: ≥ 2× the samod server's acknowledged changes/s",
-                 against(sam, 2, "the samod server")))
+    if sam:
+        rows.append(("collaboration: ≥ 2× the samod server's acknowledged changes/s",
+                     against(sam, 2, "the samod server")))
+    else:
+        small_ours, small_sam = get("collab-small", "syncline"), get("collab-small", "samod")
+        if small_ours and small_sam:
+            got = small_ours["acked_per_s"] / max(small_sam["acked_per_s"], 1)
+            verdict = "met" if got >= 2 else f"missed by {2 / got:.1f}×"
+            rows.append(("collaboration: ≥ 2× the samod server's acknowledged changes/s",
+                         f"{got:.1f}× at 10 × 10 (the samod server cannot set up 100 × 10): "
+                         + verdict))
+        else:
+            rows.append(("collaboration: ≥ 2× the samod server's acknowledged changes/s",
+                         "not measured (the samod server did not run)"))
     paced = get("collab", "syncline-paced")
     if paced:
         p99 = paced["propagation"]["p99_ms"]
@@ -479,6 +491,13 @@ def main():
         "small edits land on small and large documents alike. The floor row is the same "
         "workload through the automerge crate alone, in one process on one thread, syncing each "
         "editor with a server replica (`syncline-loadgen --scenario collab-floor`).",
+    )
+    out += collab_table(
+        runs,
+        "collab-small",
+        "Live collaboration, a tenth of the size",
+        "10 documents with 10 editors each (100 connections), one starting with 64 KiB of text, "
+        "closed loop for 10 s: a size at which the samod server sets up.",
     )
     out += collab_table(
         runs,

@@ -107,6 +107,9 @@ pub struct Args {
     /// Connections set up at once.
     #[arg(long, default_value_t = 64)]
     pub setup_parallelism: usize,
+    /// Record the run under this scenario name instead of its own (a second size of a scenario).
+    #[arg(long)]
+    pub record_as: Option<String>,
     /// Append the result as one JSON line to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

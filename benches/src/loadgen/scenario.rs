@@ -44,7 +44,10 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         Scenario::Cold => crate::cold::load(args, server).await?,
         Scenario::CollabFloor => crate::floor::collab(args)?,
     };
-    let scenario = args.scenario.name();
+    let scenario = args
+        .record_as
+        .as_deref()
+        .unwrap_or_else(|| args.scenario.name());
     let fields = record.as_object_mut().context("a record is an object")?;
     fields.insert("label".into(), json!(args.label));
     fields.insert("scenario".into(), json!(scenario));
