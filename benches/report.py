@@ -92,6 +92,19 @@ def failed(runs, scenario, server):
     return r.get("failed")
 
 
+def server_rows(runs, scenario, columns, row):
+    """One row per server: ROW(record) after the server's name (COLUMNS in all), or why the
+    server could not run SCENARIO."""
+    out = []
+    for server in SERVERS:
+        why = failed(runs, scenario, server)
+        if why:
+            out.append(f"| {NAMES[server]} | could not run: {why} " + "|" * (columns - 1))
+        else:
+            out.append(f"| {NAMES[server]} | " + row(server, runs[(scenario, server)]) + " |")
+    return out
+
+
 def server_cols(r):
     s = r.get("server") or {}
     return [fmt(s.get("cpu_percent")), fmt(mib(s.get("peak_kib")), 1)]
@@ -106,17 +119,17 @@ def cpu_per_change(r):
     return s["cpu_s"] * 1000 / r["acked"]
 
 
-def collab_row(name, r, ours):
+def collab_cells(r, ours):
     a, p = r["ack"], r["propagation"]
     mine = r["label"].startswith("syncline")
     per = cpu_per_change(r)
     return (
-        f"| {name} | {r['peers']} | {fmt(r['acked_per_s'])} | "
+        f"{r['peers']} | {fmt(r['acked_per_s'])} | "
         f"{'1.0×' if mine else ratio(ours.get('acked_per_s'), r['acked_per_s'])} | "
         f"{fmt(a['p50_ms'], 1)} / {fmt(a['p99_ms'], 1)} | "
         f"{fmt(p['p50_ms'], 1)} / {fmt(p['p95_ms'], 1)} / {fmt(p['p99_ms'], 1)} / {fmt(p['max_ms'], 1)} | "
         f"{r['missed']} | {r['errors']} | " + " | ".join(server_cols(r))
-        + f" | {fmt(per, 2)} | {fmt(r.get('generator_cpu_percent'))} |"
+        + f" | {fmt(per, 2)} | {fmt(r.get('generator_cpu_percent'))}"
     )
 
 
@@ -129,19 +142,15 @@ def collab_table(runs, scenario, title, intro):
         "server CPU ms per acked change | load generator CPU % |"
     )
     out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for server in SERVERS:
-        why = failed(runs, scenario, server)
-        if why:
-            out.append(f"| {NAMES[server]} | could not run: {why} |||||||||||")
-            continue
-        out.append(collab_row(NAMES[server], runs[(scenario, server)], ours))
+    out += server_rows(runs, scenario, 12, lambda server, r: collab_cells(r, ours))
     paced = runs.get((scenario, "syncline-paced"))
     if paced and not paced.get("failed"):
         rate, seconds = paced["params"]["rate"], paced["params"]["seconds"]
-        out.append(collab_row(
-            f"Syncline, each editor paced at the reference server's rate ({rate} changes/s, "
-            f"first changes spread over the interval, {seconds} s)",
-            paced, ours))
+        out.append(
+            f"| Syncline, each editor paced at the reference server's rate ({rate} changes/s, "
+            f"first changes spread over the interval, {seconds} s) | "
+            + collab_cells(paced, ours) + " |"
+        )
     floor = runs.get(("collab-floor", "automerge"))
     if scenario == "collab" and floor and not floor.get("failed"):
         out.append(
@@ -170,20 +179,12 @@ def cold_table(runs):
         "first data ÷ floor | reply KiB | server peak MiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for server in SERVERS:
-        why = failed(runs, "cold", server)
-        if why:
-            out.append(f"| {NAMES[server]} | could not run: {why} ||||||||")
-            continue
-        r = runs[("cold", server)]
-        s = r.get("server") or {}
-        out.append(
-            f"| {NAMES[server]} | {fmt(r['params']['history_ops'])} | "
-            f"{fmt(r['saved_bytes'] / 1024, 0)} | {fmt(r['first_data_ms'], 1)} | "
-            f"{fmt(r['complete_ms'], 1)} | {fmt(r['floor_ms'], 1)} | "
-            f"{fmt(r['ratio_to_floor'], 2)}× | {fmt(r['reply_bytes'] / 1024, 0)} | "
-            f"{fmt(mib(s.get('peak_kib')), 1)} |"
-        )
+    out += server_rows(runs, "cold", 9, lambda server, r: (
+        f"{fmt(r['params']['history_ops'])} | {fmt(r['saved_bytes'] / 1024, 0)} | "
+        f"{fmt(r['first_data_ms'], 1)} | {fmt(r['complete_ms'], 1)} | {fmt(r['floor_ms'], 1)} | "
+        f"{fmt(r['ratio_to_floor'], 2)}× | {fmt(r['reply_bytes'] / 1024, 0)} | "
+        f"{fmt(mib((r.get('server') or {}).get('peak_kib')), 1)}"
+    ))
     out.append("")
     return out
 
@@ -249,18 +250,15 @@ def documents_table(runs):
         "| server | documents | created/s | read back/s | peak MiB | MiB at the end | unavailable |",
         "|---|---|---|---|---|---|---|",
     ]
-    for server in SERVERS:
-        why = failed(runs, "documents", server)
-        if why:
-            out.append(f"| {NAMES[server]} | could not run: {why} ||||||")
-            continue
-        r = runs[("documents", server)]
+    def cells(server, r):
         s = r.get("server") or {}
-        out.append(
-            f"| {NAMES[server]} | {r['documents']} | {fmt(r['created_per_s'])} | "
-            f"{fmt(r['read_per_s'])} | {fmt(mib(s.get('peak_kib')), 1)} | "
-            f"{fmt(mib(s.get('rss_after_kib')), 1)} | {r['unavailable']} |"
+        return (
+            f"{r['documents']} | {fmt(r['created_per_s'])} | {fmt(r['read_per_s'])} | "
+            f"{fmt(mib(s.get('peak_kib')), 1)} | {fmt(mib(s.get('rss_after_kib')), 1)} | "
+            f"{r['unavailable']}"
         )
+
+    out += server_rows(runs, "documents", 7, cells)
     out.append("")
     return out
 
@@ -276,20 +274,17 @@ def idle_table(runs):
         "|---|---|---|---|---|---|",
     ]
     ours = runs.get(("idle", "syncline"), {})
-    for server in SERVERS:
-        why = failed(runs, "idle", server)
-        if why:
-            out.append(f"| {NAMES[server]} | could not run: {why} |||||")
-            continue
-        r = runs[("idle", server)]
-        s = r.get("server") or {}
+
+    def cells(server, r):
         rat = "1.0×" if server == "syncline" else ratio(
             ours.get("kib_per_connection"), r.get("kib_per_connection"), higher_is_better=False
         )
-        out.append(
-            f"| {NAMES[server]} | {r['connections']} | {fmt(r.get('kib_per_connection'), 1)} | "
-            f"{rat} | {fmt(r.get('connect_s'), 2)} | {fmt(mib(s.get('peak_kib')), 1)} |"
+        return (
+            f"{r['connections']} | {fmt(r.get('kib_per_connection'), 1)} | {rat} | "
+            f"{fmt(r.get('connect_s'), 2)} | {fmt(mib((r.get('server') or {}).get('peak_kib')), 1)}"
         )
+
+    out += server_rows(runs, "idle", 6, cells)
     out.append("")
     return out
 
