@@ -142,26 +142,33 @@ export function stayPrice(
 
 // ---------------------------------------------------------------------------------------------
 // Editing: each function is run inside `handle.change`, on Automerge's proxy of the document.
+// Two devices that each create the same night (or the same map) concurrently end up with one of
+// the two objects, the other's fields lost; so an object is created only when there is none, with
+// just the field being set, and an existing one is changed field by field.
 
 export function setPrices(calendar: Calendar, dates: IsoDate[], price: number) {
   const nights = nightsMap(calendar)
   for (const date of dates) {
-    if (isRecord(nights[date])) nights[date].price = price
-    else nights[date] = { price, blocked: false }
+    const night = nights[date]
+    if (!isRecord(night)) nights[date] = { price }
+    else night.price = price
   }
 }
 
 /**
  * Blocks or frees nights for the host. A night a booking site's feed blocked stays as it is:
- * the feed owns it, and would block it again.
+ * the feed owns it, and would block it again. A night that does not exist is already free.
  */
 export function setBlocked(calendar: Calendar, dates: IsoDate[], blocked: boolean) {
+  if (!blocked && !isRecord(calendar.nights)) return
   const nights = nightsMap(calendar)
   for (const date of dates) {
     const night = nights[date]
-    if (!isRecord(night)) nights[date] = { blocked }
-    else if (typeof night.blocked_by !== "string" && night.blocked !== blocked)
+    if (!isRecord(night)) {
+      if (blocked) nights[date] = { blocked }
+    } else if (typeof night.blocked_by !== "string" && night.blocked !== blocked) {
       night.blocked = blocked
+    }
   }
 }
 

@@ -73,13 +73,19 @@ export function monthWeeks(month: IsoMonth): (IsoDate | null)[][] {
 
 /** Today's date in `timeZone` (the device's zone if it is not one the browser knows). */
 export function todayIn(timeZone: string): IsoDate {
-  const format = (zone?: string) =>
-    new Intl.DateTimeFormat("en-CA", {
+  const format = (zone?: string) => {
+    const parts = new Intl.DateTimeFormat("en-US", {
       timeZone: zone,
+      calendar: "gregory",
+      numberingSystem: "latn",
       year: "numeric",
       month: "2-digit",
       day: "2-digit",
-    }).format(new Date())
+    }).formatToParts(new Date())
+    const part = (type: Intl.DateTimeFormatPartTypes) =>
+      parts.find(p => p.type === type)?.value ?? ""
+    return `${part("year").padStart(4, "0")}-${part("month")}-${part("day")}`
+  }
   try {
     return format(timeZone)
   } catch {

@@ -111,13 +111,13 @@ async function open(url: AutomergeUrl, turn: number) {
   const status = new SyncStatus(repo, link, handle)
   const presence = new Presence(handle, () => ({ name: device.displayName(), mode }))
   const remember = () => rememberName(url, handle)
-  const close = () => {
+  const teardown = () => {
     handle.off("change", remember)
     presence.stop()
     status.stop()
     screen.stop()
   }
-  opened = { url, status, presence, close }
+  opened = { url, status, presence, close: teardown }
   status.subscribe(showStatus)
   presence.subscribe(showPresence)
   handle.on("change", remember)

@@ -1,39 +1,25 @@
 // The calendar web app (/app/) in real headless Chromium (Debian's, driven by playwright-core)
 // against the real server binary, which serves the app's embedded build: edits reach another
 // browser live, an offline host and an online guest converge once the host is back, two guests
-// asking for the same nights get exactly one booking, and a reload with no network shows the
-// calendar from IndexedDB. Every page must log no console error or warning.
+// asking for the same nights get exactly one booking, a stay booked and cancelled offline stays
+// cancelled, and a reload with no network and no server shows the calendar from the service
+// worker's files and IndexedDB. Every page must log no console error or warning.
 //
 // Run: node --test --test-concurrency=1 tests/js/app.test.mjs   (Chromium from SYNCLINE_CHROMIUM,
 // default /usr/bin/chromium; screenshots go to SYNCLINE_ARTIFACTS, default target/artifacts/,
 // as app-*.png)
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
-import fs from "node:fs"
-import path from "node:path"
-import { chromium } from "playwright-core"
-import { REPO_ROOT, apiRequest, serverForFile, withTimeout } from "./server.mjs"
+import { launchChromium, saveScreenshot } from "./browser.mjs"
+import { apiRequest, serverForFile, startServer } from "./server.mjs"
 
 const WAIT_MS = 15_000 // bound for every single condition we wait for
 const TEST_TIMEOUT_MS = 90_000
-const CHROMIUM = process.env.SYNCLINE_CHROMIUM || "/usr/bin/chromium"
-const ARTIFACTS = process.env.SYNCLINE_ARTIFACTS || path.join(REPO_ROOT, "target", "artifacts")
-
-// The machine has no network: keep Chromium from reaching for one. And keep one document per
-// frame across navigations (no RenderDocument): Playwright's offline emulation sets
-// navigator.onLine in the document it finds, so a page reloaded while offline would get a new
-// document that reads online while every request still fails, which no offline browser does.
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-features=RenderDocument",
-]
+// Keep one document per frame across navigations (no RenderDocument): Playwright's offline
+// emulation sets navigator.onLine in the document it finds, so a page reloaded while offline
+// would get a new document that reads online while every request still fails, which no offline
+// browser does.
+const CHROMIUM_ARGS = ["--disable-features=RenderDocument"]
 const DESKTOP = { width: 1280, height: 900 }
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }
 
@@ -42,12 +28,7 @@ let browser
 const contexts = []
 
 before(async () => {
-  fs.accessSync(CHROMIUM, fs.constants.X_OK) // a clear error if Chromium is missing
-  browser = await withTimeout(
-    chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: WAIT_MS }),
-    WAIT_MS + 5_000,
-    `Chromium (${CHROMIUM}) to start`
-  )
+  browser = await launchChromium({ ms: WAIT_MS, extraArgs: CHROMIUM_ARGS })
 })
 
 after(async () => {
@@ -239,8 +220,7 @@ async function serverState(id) {
 }
 
 function screenshot(page, name) {
-  fs.mkdirSync(ARTIFACTS, { recursive: true })
-  return page.screenshot({ path: path.join(ARTIFACTS, `app-${name}.png`), fullPage: true, timeout: WAIT_MS })
+  return saveScreenshot(page, `app-${name}.png`, { ms: WAIT_MS })
 }
 
 function assertNoProblems(...pages) {
@@ -337,7 +317,9 @@ test("an offline host's prices and an online guest's booking meet when the host 
   await setPrice(host.page, day(3), day(6), 210)
   await block(host.page, day(20), day(21))
   await night(host.page, day(4)).locator(".price", { hasText: "€210" }).waitFor()
-  await night(host.page, day(20)).and(host.page.locator('[data-state="blocked"]')).waitFor()
+  for (const date of [day(20), day(21)]) {
+    await night(host.page, date).and(host.page.locator('[data-state="blocked"]')).waitFor()
+  }
   await expectSettled(host.page, "offline")
 
   // 3. Meanwhile the guest books other nights; the server confirms. The guest cannot see the
@@ -348,6 +330,7 @@ test("an offline host's prices and an online guest's booking meet when the host 
   assert.equal(await night(guest.page, day(4)).locator(".price").textContent(), "–")
   await guest.page.locator(".viewer", { hasText: "Hana" }).waitFor({ state: "detached" })
   await screenshot(host.page, "offline-host")
+  await screenshot(guest.page, "offline-guest")
 
   // 4. Back online, both show the same calendar: the host's prices and block, and the
   //    confirmed booking.
@@ -360,12 +343,12 @@ test("an offline host's prices and an online guest's booking meet when the host 
   const view = await expectSameView(host.page, guest.page, "after the host is back online")
   const states = Object.fromEntries(view.nights.map(n => [n.date, n.state]))
   assert.equal(states[day(12)], "booked")
-  assert.equal(states[day(20)], "blocked")
+  for (const date of [day(20), day(21)]) assert.equal(states[date], "blocked", date)
 
   // 5. The server agrees.
   const state = await serverState(id)
   for (const date of [day(3), day(4), day(5), day(6)]) assert.equal(state.nights[date].price, 210)
-  assert.equal(state.nights[day(20)].blocked, true)
+  for (const date of [day(20), day(21)]) assert.equal(state.nights[date].blocked, true, date)
   const bookings = Object.values(state.bookings)
   assert.deepEqual(bookings.map(b => [b.guest, b.status]), [["Ana", "confirmed"]])
 
@@ -422,7 +405,73 @@ test("two guests asking for overlapping stays at once: one is confirmed, the oth
   assertNoProblems(first, second)
 })
 
-test("reloaded with no network, the calendar shows from IndexedDB and syncs when back", { timeout: TEST_TIMEOUT_MS }, async () => {
+test("a stay booked and cancelled offline stays cancelled, and its nights go to the next guest", { timeout: TEST_TIMEOUT_MS }, async () => {
+  // 1. A host and a guest on one calendar, with three priced nights.
+  const host = await openApp()
+  const id = await createCalendar(host.page, "Lake house")
+  const guest = await openApp(`#automerge:${id}`)
+  await expectStatus(guest.page, "saved")
+  await Promise.all([showTestMonth(host.page), showTestMonth(guest.page)])
+  await setPrice(host.page, day(16), day(18), 130)
+  await night(guest.page, day(17)).locator(".price", { hasText: "€130" }).waitFor()
+  const stay = [day(16), day(17), day(18)]
+
+  // 2. Offline, the guest asks for a stay and gives it up again before the server heard of it.
+  await guest.context.setOffline(true)
+  await expectStatus(guest.page, "offline")
+  await requestStay(guest.page, "Ivo", day(16), day(19))
+  await expectBooking(guest.page, "Ivo", "pending")
+  await bookingOf(guest.page, "Ivo").locator("button.cancel").click()
+  await expectBooking(guest.page, "Ivo", "cancelled")
+  for (const date of stay) {
+    await night(guest.page, date).and(guest.page.locator('[data-state="available"]')).waitFor()
+  }
+  await expectSettled(guest.page, "offline")
+
+  // 3. Back online, the server leaves it cancelled: both pages and the server say so, and its
+  //    nights are free.
+  await guest.context.setOffline(false)
+  await Promise.all([expectSettled(guest.page, "saved"), expectSettled(host.page, "saved")])
+  await expectBooking(host.page, "Ivo", "cancelled")
+  const view = await expectSameView(host.page, guest.page, "after the guest is back online")
+  assert.deepEqual(
+    view.bookings.map(b => [b.guest, b.status, b.label]),
+    [["Ivo", "cancelled", "Cancelled"]]
+  )
+  const states = Object.fromEntries(view.nights.map(n => [n.date, n.state]))
+  for (const date of stay) assert.equal(states[date], "available", date)
+  const [cancelled] = view.bookings
+  assert.equal((await serverState(id)).bookings[cancelled.id].status, "cancelled")
+
+  // 4. Another guest asks for the same nights: the server confirms them, and every page shows
+  //    the one stay booked and the other still cancelled.
+  const next = await openApp(`#automerge:${id}`)
+  await expectStatus(next.page, "saved")
+  await showTestMonth(next.page)
+  await requestStay(next.page, "Jo", day(16), day(19))
+  await expectBooking(next.page, "Jo", "confirmed")
+  for (const page of [host.page, guest.page]) await expectBooking(page, "Jo", "confirmed")
+  await Promise.all([expectSettled(host.page, "saved"), expectSettled(guest.page, "saved")])
+  const after = await expectSameView(host.page, guest.page, "after the next guest booked")
+  assert.deepEqual(
+    after.bookings.map(b => [b.guest, b.status]),
+    [["Jo", "confirmed"], ["Ivo", "cancelled"]]
+  )
+  const held = after.nights.filter(n => n.state === "booked").map(n => n.date)
+  assert.deepEqual(held, stay, "the confirmed stay holds the nights given up")
+
+  // 5. The server's document says the same.
+  const bookings = (await serverState(id)).bookings
+  assert.equal(bookings[cancelled.id].status, "cancelled")
+  const confirmed = after.bookings.find(b => b.guest === "Jo")
+  assert.equal(bookings[confirmed.id].status, "confirmed")
+  assert.equal(Object.keys(bookings).length, 2)
+
+  await screenshot(guest.page, "cancelled-offline-guest")
+  assertNoProblems(host, guest, next)
+})
+
+test("reloaded with no network and no server, the calendar shows from the device and syncs when back", { timeout: TEST_TIMEOUT_MS }, async () => {
   // 1. A calendar with prices and a confirmed booking, saved on the server and the device; the
   //    service worker holds the app's files.
   const app = await openApp()
@@ -435,26 +484,48 @@ test("reloaded with no network, the calendar shows from IndexedDB and syncs when
   await app.page.evaluate(() => navigator.serviceWorker.ready.then(() => true))
   const before = await shown(app.page)
 
-  // 2. Offline, reload: the page comes from the service worker and the calendar from IndexedDB,
-  //    with no WebSocket opened.
-  const sockets = []
-  app.page.on("websocket", socket => sockets.push(socket.url()))
-  await app.context.setOffline(true)
-  await app.page.reload({ timeout: WAIT_MS })
-  await expectStatus(app.page, "offline")
-  await app.page.locator("#listing-name", { hasText: "Harbour flat" }).waitFor()
-  await showTestMonth(app.page)
-  await night(app.page, day(6)).locator(".price", { hasText: "€140" }).waitFor()
-  await expectBooking(app.page, "Chloe", "confirmed")
-  assert.deepEqual(await shown(app.page), before, "the reloaded page shows what it showed before")
-  assert.deepEqual(sockets, [], "no WebSocket while offline")
+  // 2. Offline, and with the server stopped, so that no request can reach it (the service
+  //    worker's own fetches do not follow the page's offline emulation), reload: the page and
+  //    its files come from the service worker and the calendar from IndexedDB, with no WebSocket
+  //    opened.
+  const address = `127.0.0.1:${served.server.port}`
+  const restart = async () => {
+    if (!served.server.isRunning()) served.server = await startServer({ dataDir: served.dataDir, listen: address })
+  }
+  try {
+    await app.context.setOffline(true)
+    await expectStatus(app.page, "offline")
+    await served.server.stop()
+    const sockets = []
+    const responses = []
+    app.page.on("websocket", socket => sockets.push(socket.url()))
+    app.page.on("response", response => responses.push(response))
+    await app.page.reload({ timeout: WAIT_MS })
+    await expectStatus(app.page, "offline")
+    await app.page.locator("#listing-name", { hasText: "Harbour flat" }).waitFor()
+    await showTestMonth(app.page)
+    for (const date of [day(5), day(6), day(7)]) {
+      await night(app.page, date).locator(".price", { hasText: "€140" }).waitFor()
+    }
+    await expectBooking(app.page, "Chloe", "confirmed")
+    assert.deepEqual(await shown(app.page), before, "the reloaded page shows what it showed before")
+    assert.deepEqual(sockets, [], "no WebSocket while offline")
+    const types = new Set(responses.map(r => r.request().resourceType()))
+    assert.ok(["document", "script", "stylesheet"].every(t => types.has(t)), [...types].join(", "))
+    const fromNetwork = responses.filter(r => !r.fromServiceWorker()).map(r => r.url())
+    assert.deepEqual(fromNetwork, [], "every file came from the service worker")
+    assert.equal(served.server.isRunning(), false, "the server stayed stopped")
 
-  // 3. An edit made there reaches the server once the network is back.
-  await setPrice(app.page, day(9), day(9), 155)
-  await expectSettled(app.page, "offline")
-  await screenshot(app.page, "offline-reload")
-  await app.context.setOffline(false)
-  await expectSettled(app.page, "saved")
+    // 3. An edit made there reaches the server, back on its address, once the network is back.
+    await setPrice(app.page, day(9), day(9), 155)
+    await expectSettled(app.page, "offline")
+    await screenshot(app.page, "offline-reload")
+    await restart()
+    await app.context.setOffline(false)
+    await expectSettled(app.page, "saved")
+  } finally {
+    await restart()
+  }
   const nights = (await serverState(id)).nights
   assert.equal(nights[day(9)].price, 155)
   assert.equal(nights[day(6)].price, 140)

@@ -9,11 +9,9 @@
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
 import fs from "node:fs"
-import path from "node:path"
 import * as Automerge from "@automerge/automerge"
-import { chromium } from "playwright-core"
+import { launchChromium, saveScreenshot } from "./browser.mjs"
 import {
-  REPO_ROOT,
   apiRequest,
   connectClient,
   makeTempDir,
@@ -25,20 +23,6 @@ import {
 
 const WAIT_MS = 10_000 // bound for every single condition we wait for
 const TEST_TIMEOUT_MS = 60_000
-const CHROMIUM = process.env.SYNCLINE_CHROMIUM || "/usr/bin/chromium"
-const ARTIFACTS = process.env.SYNCLINE_ARTIFACTS || path.join(REPO_ROOT, "target", "artifacts")
-
-// The machine has no network: keep Chromium from reaching for one.
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-]
 
 let dataDir
 let server
@@ -46,14 +30,9 @@ let browser
 const clients = []
 
 before(async () => {
-  fs.accessSync(CHROMIUM, fs.constants.X_OK) // a clear error if Chromium is missing
   dataDir = makeTempDir("syncline-js-inspect-")
   server = await startServer({ dataDir })
-  browser = await withTimeout(
-    chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: WAIT_MS }),
-    WAIT_MS + 5_000,
-    `Chromium (${CHROMIUM}) to start`
-  )
+  browser = await launchChromium({ ms: WAIT_MS })
 })
 
 after(async () => {
@@ -157,9 +136,8 @@ async function connect() {
   return client
 }
 
-function saveScreenshot(page) {
-  fs.mkdirSync(ARTIFACTS, { recursive: true })
-  return page.screenshot({ path: path.join(ARTIFACTS, "inspector.png"), fullPage: true, timeout: WAIT_MS })
+function screenshot(page) {
+  return saveScreenshot(page, "inspector.png", { ms: WAIT_MS })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -243,7 +221,7 @@ test(
     await row.locator(".peers", { hasText: /^1$/ }).waitFor()
     await page.locator("#bridges", { hasText: "No bridges are configured." }).waitFor()
 
-    await saveScreenshot(page)
+    await screenshot(page)
     assert.deepEqual(problems, [], "the page logged no errors")
     await page.close()
   }

@@ -81,12 +81,13 @@ process.on("exit", () => {
 })
 
 /**
- * Starts `syncline-server --listen 127.0.0.1:0 --data-dir <dataDir>` and resolves once it printed
- * its one STDOUT line `syncline-server listening on 127.0.0.1:PORT`.
+ * Starts `syncline-server --listen <listen> --data-dir <dataDir>` and resolves once it printed
+ * its one STDOUT line `syncline-server listening on 127.0.0.1:PORT`. `listen` defaults to
+ * `127.0.0.1:0` (a free port); a restart that clients must find again passes the old address.
  *
  * Returns {url, port, pid, stop(), kill(), stderr(), stdoutLines(), exited}.
  */
-export async function startServer({ dataDir, extraArgs = [], env = {} } = {}) {
+export async function startServer({ dataDir, listen = "127.0.0.1:0", extraArgs = [], env = {} } = {}) {
   if (!dataDir) throw new Error("startServer: dataDir is required")
   if (!fs.existsSync(SERVER_BIN)) {
     throw new Error(
@@ -98,7 +99,7 @@ export async function startServer({ dataDir, extraArgs = [], env = {} } = {}) {
   for (const key of Object.keys(childEnv)) if (key.startsWith("SYNCLINE_")) delete childEnv[key]
   Object.assign(childEnv, env)
 
-  const args = ["--listen", "127.0.0.1:0", "--data-dir", dataDir, ...extraArgs]
+  const args = ["--listen", listen, "--data-dir", dataDir, ...extraArgs]
   const child = spawn(SERVER_BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: childEnv })
 
   let stderrText = ""

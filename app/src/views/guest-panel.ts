@@ -1,7 +1,7 @@
 // The guest's booking form: a name and a stay, checked against the calendar as it stands here.
 // The server has the last word: the booking goes in as pending and it confirms or rejects it.
 import { type Calendar, stayPrice, stayProblem } from "../calendar"
-import { type IsoDate, daysBetween, isIsoDate } from "../dates"
+import { type IsoDate, addDays, daysBetween, isIsoDate } from "../dates"
 import { formatMoney, h } from "../dom"
 
 export interface StayRequest {
@@ -90,7 +90,8 @@ export class GuestPanel {
 
   update(calendar: Calendar, today: IsoDate) {
     this.checkIn.min = today
-    this.checkOut.min = this.checkIn.value || today
+    // Check-out is the morning after the last night, so it comes a day after check-in at least.
+    this.checkOut.min = addDays(isIsoDate(this.checkIn.value) ? this.checkIn.value : today, 1)
     const { checkIn, checkOut } = this.stay()
     const chosen = this.checkIn.value !== "" || this.checkOut.value !== ""
     const problem = chosen
