@@ -12,10 +12,10 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use automerge::sync::{self, SyncDoc};
-use automerge::transaction::{CommitOptions, Transactable};
+use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use syncline_server::metrics::Metrics;
@@ -23,20 +23,14 @@ use syncline_server::storage::{DocumentWrite, NewChange, Storage, WriterConfig};
 use syncline_shared::ids::{DocumentId, PeerId};
 use syncline_shared::protocol::{Message, SyncMessage};
 use syncline_shared::session::{ConnectionId, DocumentSession, SyncKind};
-
-fn stamped() -> CommitOptions {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    CommitOptions::default().with_time(i64::try_from(now).unwrap_or(i64::MAX))
-}
+use syncline_tests::peer::stamped_now;
 
 /// A sync message as a client sends it with one small edit (a night's price), after the first
 /// exchange: the common message on a live connection.
 fn edit_message() -> Vec<u8> {
     let mut server = AutoCommit::new();
     server.put(ROOT, "type", "calendar").unwrap();
-    server.commit_with(stamped());
+    server.commit_with(stamped_now());
     let mut client = server.fork();
     let (mut ours, mut theirs) = (sync::State::new(), sync::State::new());
     // Settle the states so the next message carries just the new change.
@@ -55,7 +49,7 @@ fn edit_message() -> Vec<u8> {
         }
     }
     client.put(ROOT, "price-2026-12-24", 180).unwrap();
-    client.commit_with(stamped());
+    client.commit_with(stamped_now());
     client
         .sync()
         .generate_sync_message(&mut ours)
@@ -128,7 +122,7 @@ impl Round {
         session.attach(READER, PeerId::from("reader"), None, None);
         let mut writer_doc = AutoCommit::new();
         writer_doc.put(ROOT, "type", "calendar").unwrap();
-        writer_doc.commit_with(stamped());
+        writer_doc.commit_with(stamped_now());
         Self {
             session,
             writer_doc,
@@ -140,7 +134,7 @@ impl Round {
 
     fn run(&mut self, n: u64) {
         self.writer_doc.put(ROOT, "price", n).unwrap();
-        self.writer_doc.commit_with(stamped());
+        self.writer_doc.commit_with(stamped_now());
         loop {
             let message = self
                 .writer_doc
@@ -208,7 +202,7 @@ fn group_commit(c: &mut Criterion) {
                     .iter()
                     .map(|id| {
                         doc.put(ROOT, "price", 180).unwrap();
-                        doc.commit_with(stamped());
+                        doc.commit_with(stamped_now());
                         let change = doc.get_last_local_change().unwrap().clone();
                         let mut write = DocumentWrite::new(*id);
                         seq += 1;

@@ -514,16 +514,21 @@ impl RawPeer {
     }
 }
 
-/// Commits pending operations as one change stamped with the current time, or an empty change
-/// if there are none, and returns its hash.
-fn commit_stamped(doc: &mut AutoCommit) -> ChangeHash {
+/// Commit options stamped with the current time in seconds, as Syncline's own writers stamp
+/// their changes (Automerge's default of 0 would lose every timestamp comparison).
+pub fn stamped_now() -> CommitOptions {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let options = || CommitOptions::default().with_time(i64::try_from(now).unwrap_or(i64::MAX));
-    match doc.commit_with(options()) {
+    CommitOptions::default().with_time(i64::try_from(now).unwrap_or(i64::MAX))
+}
+
+/// Commits pending operations as one change stamped with the current time, or an empty change
+/// if there are none, and returns its hash.
+fn commit_stamped(doc: &mut AutoCommit) -> ChangeHash {
+    match doc.commit_with(stamped_now()) {
         Some(hash) => hash,
-        None => doc.empty_change(options()),
+        None => doc.empty_change(stamped_now()),
     }
 }
 

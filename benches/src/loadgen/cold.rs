@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::history::{self, HistoryShape};
 use crate::Args;
-use crate::measure::{ServerProc, server_figures};
+use crate::measure::{ServerProc, reading, round, seconds, server_figures};
 
 /// Bound on uploading the history, and on reading it back.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -51,7 +51,7 @@ pub async fn seed(args: &Args, server: Option<ServerProc>) -> Result<Value> {
     let generated = generating.elapsed();
     std::fs::write(path, &bytes).with_context(|| format!("write {}", path.display()))?;
 
-    let before = server.map(|s| s.read()).transpose()?;
+    let before = reading(server)?;
     let uploading = Instant::now();
     let mut peer = RawPeer::connect(&args.url, "lg-cold-seed").await?;
     let id = peer
@@ -64,7 +64,7 @@ pub async fn seed(args: &Args, server: Option<ServerProc>) -> Result<Value> {
     peer.wait_acknowledged(id, &heads, TRANSFER_TIMEOUT).await?;
     let uploaded = uploading.elapsed();
     let _ = tokio::time::timeout(Duration::from_secs(5), peer.close()).await;
-    let after = server.map(|s| s.read()).transpose()?;
+    let after = reading(server)?;
 
     let state = json!({
         "document": id.to_string(),
@@ -107,7 +107,7 @@ pub async fn load(args: &Args, server: Option<ServerProc>) -> Result<Value> {
 
     let floor = floor(&bytes)?;
 
-    let before = server.map(|s| s.read()).transpose()?;
+    let before = reading(server)?;
     let mut peer = RawPeer::connect(&args.url, "lg-cold-load").await?;
     let asked = Instant::now();
     peer.open(id).await?;
@@ -140,7 +140,7 @@ pub async fn load(args: &Args, server: Option<ServerProc>) -> Result<Value> {
     )
     .await?;
     let complete = asked.elapsed();
-    let after = server.map(|s| s.read()).transpose()?;
+    let after = reading(server)?;
     let _ = tokio::time::timeout(Duration::from_secs(5), peer.close()).await;
 
     let floor_ms = floor.as_secs_f64() * 1000.0;
@@ -167,12 +167,4 @@ fn floor(bytes: &[u8]) -> Result<Duration> {
     }
     runs.sort_unstable();
     Ok(runs[runs.len() / 2])
-}
-
-fn seconds(d: Duration) -> f64 {
-    round(d.as_secs_f64())
-}
-
-fn round(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
 }

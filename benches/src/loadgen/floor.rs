@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use automerge::sync::{self, SyncDoc};
-use automerge::transaction::{CommitOptions, Transactable};
+use automerge::transaction::Transactable;
 use automerge::{AutoCommit, Automerge, ROOT};
 use serde_json::{Value, json};
+use syncline_tests::peer::stamped_now;
 
 use crate::Args;
 
@@ -69,7 +70,7 @@ impl Document {
     fn new(editors: usize, body: Option<usize>) -> Result<Self> {
         let mut creator = AutoCommit::new();
         crate::scenario::starting_content(&mut creator, body);
-        creator.commit_with(stamped());
+        creator.commit_with(stamped_now());
         let mut document = Self {
             server: Automerge::new(),
             editors: Vec::with_capacity(editors),
@@ -103,7 +104,7 @@ impl Document {
                     .doc
                     .put(ROOT, key.as_str(), format!("{counter}{filler}"))?;
             }
-            editor.doc.commit_with(stamped());
+            editor.doc.commit_with(stamped_now());
         }
         // The first pass carries every change to the server, the second brings the later
         // editors' changes to the earlier ones.
@@ -142,11 +143,4 @@ fn exchange(server: &mut Automerge, editor: &mut Editor) -> Result<()> {
 /// A sync message as the other end decodes it off the wire.
 fn wire(message: sync::Message) -> Result<sync::Message> {
     sync::Message::decode(&message.encode()).context("a sync message decodes")
-}
-
-fn stamped() -> CommitOptions {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    CommitOptions::default().with_time(i64::try_from(now).unwrap_or(i64::MAX))
 }

@@ -36,8 +36,19 @@ impl Latencies {
     }
 }
 
-fn round(value: f64) -> f64 {
+/// `value` to two decimals, as the records carry figures.
+pub fn round(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
+}
+
+/// A duration in seconds, to two decimals.
+pub fn seconds(d: Duration) -> f64 {
+    round(d.as_secs_f64())
+}
+
+/// The server's CPU time and memory now, if its pid was given.
+pub fn reading(server: Option<ServerProc>) -> Result<Option<Reading>> {
+    server.map(|s| s.read()).transpose()
 }
 
 /// The server process as `/proc` shows it.

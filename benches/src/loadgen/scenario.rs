@@ -14,7 +14,7 @@ use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::measure::{Latencies, Reading, RunResult, ServerProc, server_figures};
+use crate::measure::{Latencies, RunResult, ServerProc, reading, seconds, server_figures};
 use crate::{Args, Scenario};
 
 /// Bound on setting up every peer of a scenario.
@@ -62,10 +62,6 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         }),
     );
     Ok(RunResult { record })
-}
-
-fn reading(server: Option<ServerProc>) -> Result<Option<Reading>> {
-    server.map(|s| s.read()).transpose()
 }
 
 /// A change announced to the other peers of its document: its hash, when it was made, and who
@@ -542,7 +538,6 @@ async fn documents(args: &Args, server: Option<ServerProc>) -> Result<Value> {
     let _ = stop_tx.send(true);
     let series = sampler.await.context("memory sampler")??;
     let after = reading(server)?;
-    let seconds = |d: Duration| (d.as_secs_f64() * 100.0).round() / 100.0;
     Ok(json!({
         "documents": ids.len(),
         "created_per_s": (ids.len() as f64 / created_at.as_secs_f64().max(1e-9)).round(),
